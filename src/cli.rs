@@ -1,0 +1,298 @@
+//! The command line: names here are a contract with scripts and packaging.
+
+use crate::dialect::{self, Style};
+use crate::kea::{
+    Command, ControlChannel, HttpControl, HttpOptions, KeaError, Service, UnixControl,
+};
+use clap::{Args, Parser, Subcommand};
+use serde_json::value::RawValue;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Exit code when Kea answered with a result other than 0.
+pub const EXIT_KEA_REFUSED: u8 = 1;
+/// Exit code when Kea could not be reached or its answer not read.
+pub const EXIT_UNREACHABLE: u8 = 2;
+/// Exit code when the input (file, arguments) is bad.
+pub const EXIT_BAD_INPUT: u8 = 3;
+
+/// Keeps ISC Kea's in-memory config in step with its config files: every
+/// edit is validated as Kea would, reloaded, verified and reported.
+#[derive(Debug, Parser)]
+#[command(name = "kea-sync-agent", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: CliCommand,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum CliCommand {
+    /// Print a Kea config file as the JSON Kea itself reads from it: comments
+    /// removed, trailing commas dropped, <?include?> files spliced in.
+    ///
+    /// Example: kea-sync-agent expand /etc/kea/kea-dhcp4.conf --include-base /
+    Expand(ExpandArgs),
+    /// Send one command to Kea and print its reply as JSON; exit 1 when Kea's
+    /// result is not 0, 2 when Kea cannot be reached.
+    ///
+    /// Examples:
+    ///   kea-sync-agent kea config-get --socket /run/kea/kea4-ctrl-socket
+    ///   kea-sync-agent kea config-reload --url http://127.0.0.1:8000 --service dhcp4 \
+    ///       --user admin --password-file /etc/kea/kea-api-password
+    #[command(verbatim_doc_comment)]
+    Kea(KeaArgs),
+}
+
+/// Arguments of `expand`.
+#[derive(Debug, Args)]
+pub struct ExpandArgs {
+    /// The Kea config file (kea-dhcp4.conf, kea-dhcp6.conf, ...).
+    pub file: PathBuf,
+    /// Directory that relative <?include?> paths resolve against. Kea uses
+    /// its own working directory (/ under systemd), not the file's directory.
+    /// Default: the current directory.
+    #[arg(long, value_name = "DIR")]
+    pub include_base: Option<PathBuf>,
+    /// One line of JSON instead of indented output.
+    #[arg(long)]
+    pub compact: bool,
+    /// Also print the list of files read (main file and includes) to stderr.
+    #[arg(long)]
+    pub list_files: bool,
+}
+
+/// Where Kea listens and how to authenticate.
+#[derive(Debug, Args)]
+#[group(id = "channel", required = true, multiple = false, args = ["socket", "url"])]
+pub struct ChannelArgs {
+    /// Kea's unix control socket (the `socket-name` of its control-socket).
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// kea-ctrl-agent (e.g. http://127.0.0.1:8000) or a Kea 2.7+/3.x HTTP(S)
+    /// control socket.
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+    /// Daemon behind kea-ctrl-agent: dhcp4, dhcp6 or d2. Leave out for Kea
+    /// 3.x direct sockets (and to address kea-ctrl-agent itself).
+    #[arg(long, value_name = "NAME", requires = "url")]
+    pub service: Option<Service>,
+    /// Basic-auth user (with --password-file).
+    #[arg(long, value_name = "U", requires = "url")]
+    pub user: Option<String>,
+    /// File holding the basic-auth password (never pass secrets on the command line).
+    #[arg(long, value_name = "F", requires = "user")]
+    pub password_file: Option<PathBuf>,
+    /// PEM CA bundle that signed Kea's HTTPS certificate.
+    #[arg(long, value_name = "F", requires = "url")]
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate, for Kea's cert-required (with --key).
+    #[arg(long, value_name = "F", requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// PEM private key of --cert.
+    #[arg(long, value_name = "F", requires = "cert")]
+    pub key: Option<PathBuf>,
+    /// Seconds one exchange may take; reloads of large configs take seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub timeout: u64,
+}
+
+impl ChannelArgs {
+    /// Opens the control channel these arguments describe.
+    pub fn channel(&self) -> Result<ControlChannel, KeaError> {
+        let timeout = Duration::from_secs(self.timeout.max(1));
+        match (&self.socket, &self.url) {
+            (Some(socket), _) => Ok(ControlChannel::Unix(UnixControl::new(socket, timeout))),
+            (None, Some(url)) => {
+                let options = HttpOptions {
+                    service: self.service,
+                    user: self.user.clone(),
+                    password_file: self.password_file.clone(),
+                    ca_file: self.ca_file.clone(),
+                    client_cert: self.cert.clone(),
+                    client_key: self.key.clone(),
+                    timeout,
+                };
+                Ok(ControlChannel::Http(HttpControl::new(url, &options)?))
+            }
+            // clap's group makes one of them required.
+            (None, None) => Ok(ControlChannel::Unix(UnixControl::new(
+                "/run/kea/kea4-ctrl-socket",
+                timeout,
+            ))),
+        }
+    }
+}
+
+/// Arguments of `kea`.
+#[derive(Debug, Args)]
+pub struct KeaArgs {
+    /// Kea command: version-get, status-get, list-commands, config-get,
+    /// config-hash-get, config-test, config-reload, config-write, or any other.
+    pub command: String,
+    #[command(flatten)]
+    pub channel: ChannelArgs,
+    /// The command's arguments as JSON, or @FILE to read them from a file.
+    #[arg(long, value_name = "JSON")]
+    pub arguments: Option<String>,
+    /// Indent the printed reply.
+    #[arg(long)]
+    pub pretty: bool,
+}
+
+/// Runs one parsed command line.
+pub async fn execute(cli: Cli) -> ExitCode {
+    match cli.command {
+        CliCommand::Expand(args) => expand(&args),
+        CliCommand::Kea(args) => kea(&args).await,
+    }
+}
+
+fn expand(args: &ExpandArgs) -> ExitCode {
+    let base = match &args.include_base {
+        Some(dir) => dir.clone(),
+        None => std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")),
+    };
+    let style = if args.compact {
+        Style::Compact
+    } else {
+        Style::Pretty
+    };
+    match dialect::expand_file(&args.file, &base, style) {
+        Ok(expanded) => {
+            for warning in &expanded.warnings {
+                tracing::warn!("{warning}");
+            }
+            if args.list_files {
+                for file in &expanded.files {
+                    eprintln!("{}", file.display());
+                }
+            }
+            print_json(&expanded.json)
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::from(EXIT_BAD_INPUT)
+        }
+    }
+}
+
+async fn kea(args: &KeaArgs) -> ExitCode {
+    let arguments = match args.arguments.as_deref().map(read_arguments).transpose() {
+        Ok(arguments) => arguments,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    };
+    let channel = match args.channel.channel() {
+        Ok(channel) => channel,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    };
+    let command = Command::from_name(&args.command, arguments);
+    match channel.send(&command).await {
+        Ok(reply) => {
+            let json = reply.to_json();
+            let printed = if args.pretty {
+                match serde_json::from_str::<serde_json::Value>(&json)
+                    .and_then(|v| serde_json::to_string_pretty(&v))
+                {
+                    Ok(pretty) => print_json(&pretty),
+                    Err(_) => print_json(&json),
+                }
+            } else {
+                print_json(&json)
+            };
+            if printed != ExitCode::SUCCESS {
+                printed
+            } else if reply.outcome.code() == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(EXIT_KEA_REFUSED)
+            }
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::from(EXIT_UNREACHABLE)
+        }
+    }
+}
+
+/// `--arguments` text: inline JSON or @FILE.
+fn read_arguments(text: &str) -> Result<Box<RawValue>, String> {
+    let (source, json) = match text.strip_prefix('@') {
+        Some(file) => (
+            file.to_string(),
+            std::fs::read_to_string(Path::new(file))
+                .map_err(|e| format!("cannot read --arguments file {file}: {e}"))?,
+        ),
+        None => ("--arguments".to_string(), text.to_string()),
+    };
+    RawValue::from_string(json).map_err(|e| format!("{source} is not valid JSON: {e}"))
+}
+
+/// Prints to stdout; a closed pipe (`| head`) is not an error worth a panic.
+fn print_json(json: &str) -> ExitCode {
+    let mut out = std::io::stdout().lock();
+    match out
+        .write_all(json.as_bytes())
+        .and_then(|()| out.write_all(b"\n"))
+        .and_then(|()| out.flush())
+    {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: cannot write to stdout: {e}");
+            ExitCode::from(EXIT_BAD_INPUT)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn socket_and_url_exclude_each_other() {
+        let both = Cli::try_parse_from([
+            "kea-sync-agent",
+            "kea",
+            "version-get",
+            "--socket",
+            "/s",
+            "--url",
+            "http://x",
+        ]);
+        assert!(both.is_err());
+        let neither = Cli::try_parse_from(["kea-sync-agent", "kea", "version-get"]);
+        assert!(neither.is_err());
+        let url = Cli::try_parse_from([
+            "kea-sync-agent",
+            "kea",
+            "config-get",
+            "--url",
+            "http://x",
+            "--service",
+            "dhcp6",
+        ]);
+        assert!(url.is_ok());
+    }
+
+    #[test]
+    fn arguments_accept_inline_json_and_refuse_garbage() {
+        assert!(read_arguments(r#"{"filename": "/tmp/x"}"#).is_ok());
+        assert!(read_arguments("{not json").is_err());
+        assert!(read_arguments("@/nonexistent/args.json").is_err());
+    }
+}

@@ -1,0 +1,198 @@
+//! One way to reach a Kea daemon, whatever the transport, and the typed
+//! commands the agent uses.
+
+use super::error::KeaError;
+use super::reply::{Outcome, Reply, strip_hash};
+use super::{Command, HttpControl, UnixControl};
+use serde_json::value::RawValue;
+
+/// How many times a read-only command is sent again after a garbled reply:
+/// Kea silently truncates replies to clients it thinks stalled.
+const READ_ONLY_ATTEMPTS: usize = 3;
+
+/// A Kea daemon's control channel.
+#[derive(Debug, Clone)]
+pub enum ControlChannel {
+    Unix(UnixControl),
+    Http(HttpControl),
+}
+
+/// status-get's answer, the fields the agent reads plus the rest raw.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Status {
+    pub pid: Option<u32>,
+    /// Seconds since the daemon started.
+    pub uptime: Option<i64>,
+    /// Seconds since the last successful (re)configuration.
+    pub reload: Option<i64>,
+    #[serde(default)]
+    pub sockets: Option<serde_json::Value>,
+    #[serde(rename = "high-availability", default)]
+    pub high_availability: Option<serde_json::Value>,
+}
+
+/// config-get's answer: the in-memory config without Kea's `hash` key, and
+/// that hash (Kea 2.4+).
+#[derive(Debug)]
+pub struct InMemoryConfig {
+    pub config: Box<RawValue>,
+    pub hash: Option<String>,
+}
+
+/// config-hash-get's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigHash {
+    /// SHA-256 over Kea's own serialization (opaque).
+    Hash(String),
+    /// Kea 2.2 and older do not know the command: fall back to config-get.
+    Unsupported,
+}
+
+impl ControlChannel {
+    /// The socket path or URL, for messages.
+    pub fn endpoint(&self) -> String {
+        match self {
+            ControlChannel::Unix(unix) => unix.path().display().to_string(),
+            ControlChannel::Http(http) => http.url().to_string(),
+        }
+    }
+
+    /// Sends any command and returns Kea's reply, whatever its result code.
+    pub async fn send(&self, command: &Command) -> Result<Reply, KeaError> {
+        let attempts = if command.is_read_only() {
+            READ_ONLY_ATTEMPTS
+        } else {
+            1
+        };
+        let mut attempt = 1;
+        loop {
+            let body = match self {
+                ControlChannel::Unix(unix) => unix.exchange(command).await?,
+                ControlChannel::Http(http) => http.exchange(command).await?,
+            };
+            match Reply::parse(&body) {
+                Ok(reply) => return Ok(reply),
+                Err(why) if attempt < attempts => {
+                    tracing::warn!(endpoint = %self.endpoint(), command = command.name(), %why, "garbled reply from Kea, asking again");
+                    attempt += 1;
+                }
+                Err(why) => {
+                    return Err(KeaError::BadReply {
+                        endpoint: self.endpoint(),
+                        command: command.name().to_string(),
+                        why: format!("{} bytes that are {why}", body.len()),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Sends a command and turns any failure result into `KeaError::Refused`.
+    pub async fn send_expecting_success(&self, command: &Command) -> Result<Reply, KeaError> {
+        let reply = self.send(command).await?;
+        if reply.outcome.is_ok() {
+            Ok(reply)
+        } else {
+            Err(KeaError::Refused {
+                endpoint: self.endpoint(),
+                command: command.name().to_string(),
+                outcome: reply.outcome,
+                text: reply.text,
+            })
+        }
+    }
+
+    /// Kea's version, e.g. "2.2.0".
+    pub async fn version_get(&self) -> Result<String, KeaError> {
+        let reply = self.send_expecting_success(&Command::VersionGet).await?;
+        Ok(reply.text)
+    }
+
+    /// The daemon's pid, uptime and seconds since the last reconfiguration.
+    pub async fn status_get(&self) -> Result<Status, KeaError> {
+        let reply = self.send_expecting_success(&Command::StatusGet).await?;
+        self.arguments_as(&Command::StatusGet, &reply)
+    }
+
+    /// The commands this daemon (with its hooks) accepts.
+    pub async fn list_commands(&self) -> Result<Vec<String>, KeaError> {
+        let reply = self.send_expecting_success(&Command::ListCommands).await?;
+        self.arguments_as(&Command::ListCommands, &reply)
+    }
+
+    /// The in-memory config, `hash` split off so it can be sent back as is.
+    pub async fn config_get(&self) -> Result<InMemoryConfig, KeaError> {
+        let reply = self.send_expecting_success(&Command::ConfigGet).await?;
+        let arguments = reply
+            .arguments
+            .ok_or_else(|| self.bad_reply(&Command::ConfigGet, "a reply without arguments"))?;
+        let (config, hash) = strip_hash(&arguments).map_err(|e| {
+            self.bad_reply(
+                &Command::ConfigGet,
+                &format!("arguments that are not a map ({e})"),
+            )
+        })?;
+        Ok(InMemoryConfig { config, hash })
+    }
+
+    /// The hash of the in-memory config, or `Unsupported` on Kea 2.2.
+    pub async fn config_hash_get(&self) -> Result<ConfigHash, KeaError> {
+        let reply = self.send(&Command::ConfigHashGet).await?;
+        match reply.outcome {
+            Outcome::Unsupported => Ok(ConfigHash::Unsupported),
+            Outcome::Success => {
+                #[derive(serde::Deserialize)]
+                struct HashArgs {
+                    hash: String,
+                }
+                let args: HashArgs = self.arguments_as(&Command::ConfigHashGet, &reply)?;
+                Ok(ConfigHash::Hash(args.hash))
+            }
+            outcome => Err(KeaError::Refused {
+                endpoint: self.endpoint(),
+                command: Command::ConfigHashGet.name().to_string(),
+                outcome,
+                text: reply.text,
+            }),
+        }
+    }
+
+    /// Asks Kea whether `document` (`{"Dhcp4": {...}}`) would load. The reply
+    /// is returned whatever its result: a refusal is Kea's verdict, not an error.
+    pub async fn config_test(&self, document: Box<RawValue>) -> Result<Reply, KeaError> {
+        self.send(&Command::ConfigTest(document)).await
+    }
+
+    /// Makes Kea re-read its `-c` file.
+    pub async fn config_reload(&self) -> Result<Reply, KeaError> {
+        self.send_expecting_success(&Command::ConfigReload).await
+    }
+
+    /// Makes Kea write its in-memory config to `file` (None: its `-c` file).
+    pub async fn config_write(&self, file: Option<String>) -> Result<Reply, KeaError> {
+        self.send_expecting_success(&Command::ConfigWrite(file))
+            .await
+    }
+
+    fn arguments_as<T: serde::de::DeserializeOwned>(
+        &self,
+        command: &Command,
+        reply: &Reply,
+    ) -> Result<T, KeaError> {
+        let arguments = reply
+            .arguments
+            .as_deref()
+            .ok_or_else(|| self.bad_reply(command, "a reply without arguments"))?;
+        serde_json::from_str(arguments.get()).map_err(|e| {
+            self.bad_reply(command, &format!("arguments of an unexpected shape ({e})"))
+        })
+    }
+
+    fn bad_reply(&self, command: &Command, why: &str) -> KeaError {
+        KeaError::BadReply {
+            endpoint: self.endpoint(),
+            command: command.name().to_string(),
+            why: why.to_string(),
+        }
+    }
+}

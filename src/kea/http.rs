@@ -1,0 +1,180 @@
+//! Kea over HTTP(S): kea-ctrl-agent (2.2-3.0, wants a `service` list) and
+//! the daemons' own HTTP control sockets (2.7.2+/3.x, ignore `service`).
+//! Both wrap replies in a list.
+
+use super::error::{KeaError, with_causes};
+use super::{Command, Service};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// How to reach Kea over HTTP(S).
+#[derive(Debug, Clone, Default)]
+pub struct HttpOptions {
+    /// Sent as `"service": [name]`; needed for kea-ctrl-agent, ignored by direct sockets.
+    pub service: Option<Service>,
+    /// Basic-auth user; the password comes from `password_file`.
+    pub user: Option<String>,
+    pub password_file: Option<PathBuf>,
+    /// PEM bundle to trust instead of the built-in web roots.
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate and key, for Kea's `cert-required`.
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
+    /// Bounds one whole exchange.
+    pub timeout: Duration,
+}
+
+/// A password that never shows in Debug output or logs.
+#[derive(Clone)]
+struct Password(String);
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<hidden>")
+    }
+}
+
+/// A Kea HTTP(S) control endpoint.
+#[derive(Debug, Clone)]
+pub struct HttpControl {
+    url: String,
+    service: Option<Service>,
+    credentials: Option<(String, Password)>,
+    client: reqwest::Client,
+    timeout: Duration,
+}
+
+impl HttpControl {
+    /// Reads the password and TLS files now, so a bad path fails at start.
+    pub fn new(url: &str, options: &HttpOptions) -> Result<HttpControl, KeaError> {
+        let credentials = match (&options.user, &options.password_file) {
+            (Some(user), Some(file)) => Some((user.clone(), read_password(file)?)),
+            (Some(user), None) => Some((user.clone(), Password(String::new()))),
+            (None, _) => None,
+        };
+        let mut builder = reqwest::Client::builder()
+            .use_rustls_tls()
+            .timeout(options.timeout)
+            .no_proxy();
+        if let Some(ca_file) = &options.ca_file {
+            let pem = read_tls_file(ca_file)?;
+            let certs =
+                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| tls_error(ca_file, &e))?;
+            if certs.is_empty() {
+                return Err(KeaError::TlsFile {
+                    path: ca_file.clone(),
+                    why: "no PEM certificate in it".into(),
+                });
+            }
+            // A given CA bundle replaces the web roots, like curl --cacert.
+            builder = builder.tls_built_in_root_certs(false);
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        match (&options.client_cert, &options.client_key) {
+            (Some(cert), Some(key)) => {
+                let mut pem = read_tls_file(cert)?;
+                pem.push(b'\n');
+                pem.extend(read_tls_file(key)?);
+                let identity =
+                    reqwest::Identity::from_pem(&pem).map_err(|e| tls_error(cert, &e))?;
+                builder = builder.identity(identity);
+            }
+            (Some(path), None) | (None, Some(path)) => {
+                return Err(KeaError::TlsFile {
+                    path: path.clone(),
+                    why: "a client certificate needs both the certificate and its key".into(),
+                });
+            }
+            (None, None) => {}
+        }
+        let client = builder.build().map_err(|e| KeaError::HttpUnreachable {
+            url: url.to_string(),
+            cause: with_causes(&e),
+        })?;
+        Ok(HttpControl {
+            url: url.to_string(),
+            service: options.service,
+            credentials,
+            client,
+            timeout: options.timeout,
+        })
+    }
+
+    /// The endpoint's URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// POSTs one command and returns the whole reply body.
+    pub(crate) async fn exchange(&self, command: &Command) -> Result<Vec<u8>, KeaError> {
+        let mut request = self
+            .client
+            .post(&self.url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(command.to_request(self.service));
+        if let Some((user, password)) = &self.credentials {
+            request = request.basic_auth(user, Some(&password.0));
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| self.request_error(&e, command))?;
+        let status = response.status();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| self.request_error(&e, command))?;
+        match status.as_u16() {
+            200..=299 => Ok(body.to_vec()),
+            code @ (401 | 403) => Err(KeaError::Unauthorized {
+                url: self.url.clone(),
+                status: code,
+            }),
+            code => Err(KeaError::HttpStatus {
+                url: self.url.clone(),
+                status: code,
+                body: String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned(),
+            }),
+        }
+    }
+
+    fn request_error(&self, error: &reqwest::Error, command: &Command) -> KeaError {
+        if error.is_timeout() {
+            KeaError::Timeout {
+                endpoint: self.url.clone(),
+                command: command.name().to_string(),
+                after: self.timeout,
+            }
+        } else {
+            KeaError::HttpUnreachable {
+                url: self.url.clone(),
+                cause: with_causes(error),
+            }
+        }
+    }
+}
+
+fn read_password(path: &Path) -> Result<Password, KeaError> {
+    let text = std::fs::read_to_string(path).map_err(|source| KeaError::PasswordFile {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    // Files written by `echo` end with a newline that is not part of the password.
+    Ok(Password(text.trim_end_matches(['\r', '\n']).to_string()))
+}
+
+fn read_tls_file(path: &Path) -> Result<Vec<u8>, KeaError> {
+    std::fs::read(path).map_err(|e| KeaError::TlsFile {
+        path: path.to_path_buf(),
+        why: e.to_string(),
+    })
+}
+
+fn tls_error(path: &Path, error: &reqwest::Error) -> KeaError {
+    KeaError::TlsFile {
+        path: path.to_path_buf(),
+        why: with_causes(error),
+    }
+}

@@ -1,0 +1,248 @@
+//! Kea's answers: result codes as typed outcomes, arguments kept as raw JSON
+//! so a 50 MB config-get is never turned into a tree unless someone asks.
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+/// What Kea's `result` code says happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    /// 0: the command succeeded.
+    Success,
+    /// 1: the command failed (Kea's text says why).
+    Error,
+    /// 2: this Kea does not know the command (e.g. config-hash-get on 2.2).
+    Unsupported,
+    /// 3: succeeded, nothing to return.
+    Empty,
+    /// 4: conflicts with the current state (Kea 2.4+).
+    Conflict,
+    /// 5: failed with the config partly altered and not rolled back (Kea 3.1.7+).
+    PartiallyApplied,
+    /// Any other code, e.g. kea-ctrl-agent's 401/403.
+    Other(i64),
+}
+
+impl Outcome {
+    /// Maps Kea's numeric result code.
+    pub fn from_code(code: i64) -> Outcome {
+        match code {
+            0 => Outcome::Success,
+            1 => Outcome::Error,
+            2 => Outcome::Unsupported,
+            3 => Outcome::Empty,
+            4 => Outcome::Conflict,
+            5 => Outcome::PartiallyApplied,
+            other => Outcome::Other(other),
+        }
+    }
+
+    /// Kea's numeric result code.
+    pub fn code(self) -> i64 {
+        match self {
+            Outcome::Success => 0,
+            Outcome::Error => 1,
+            Outcome::Unsupported => 2,
+            Outcome::Empty => 3,
+            Outcome::Conflict => 4,
+            Outcome::PartiallyApplied => 5,
+            Outcome::Other(code) => code,
+        }
+    }
+
+    /// True for 0 (success) and 3 (empty), the codes that are not failures.
+    pub fn is_ok(self) -> bool {
+        matches!(self, Outcome::Success | Outcome::Empty)
+    }
+}
+
+/// One reply of one Kea daemon.
+#[derive(Debug)]
+pub struct Reply {
+    pub outcome: Outcome,
+    /// Kea's `text`, empty when Kea sent none.
+    pub text: String,
+    /// Kea's `arguments`, verbatim.
+    pub arguments: Option<Box<RawValue>>,
+}
+
+#[derive(Deserialize)]
+struct WireReply {
+    result: i64,
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    arguments: Option<Box<RawValue>>,
+}
+
+/// Why a reply body could not be read as a Kea reply.
+#[derive(Debug)]
+pub(crate) enum BadReply {
+    NotJson(serde_json::Error),
+    NotAReply(String),
+}
+
+impl std::fmt::Display for BadReply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BadReply::NotJson(e) => write!(f, "not complete JSON ({e})"),
+            BadReply::NotAReply(why) => f.write_str(why),
+        }
+    }
+}
+
+impl Reply {
+    /// Reads a reply body: a single object (unix socket) or a list of them
+    /// (kea-ctrl-agent, direct HTTP sockets), of which the first is ours.
+    pub(crate) fn parse(body: &[u8]) -> Result<Reply, BadReply> {
+        let trimmed = body.trim_ascii_start();
+        let wire: WireReply = if trimmed.first() == Some(&b'[') {
+            let mut list: Vec<WireReply> =
+                serde_json::from_slice(trimmed).map_err(BadReply::NotJson)?;
+            if list.is_empty() {
+                return Err(BadReply::NotAReply("an empty list".into()));
+            }
+            list.swap_remove(0)
+        } else {
+            serde_json::from_slice(trimmed).map_err(|e| {
+                if e.is_data() {
+                    BadReply::NotAReply(format!("JSON without a numeric 'result' ({e})"))
+                } else {
+                    BadReply::NotJson(e)
+                }
+            })?
+        };
+        Ok(Reply {
+            outcome: Outcome::from_code(wire.result),
+            text: wire.text.unwrap_or_default(),
+            arguments: wire.arguments,
+        })
+    }
+
+    /// The reply as one JSON object, the shape the unix socket uses.
+    pub fn to_json(&self) -> String {
+        #[derive(serde::Serialize)]
+        struct Out<'a> {
+            result: i64,
+            #[serde(skip_serializing_if = "str::is_empty")]
+            text: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            arguments: Option<&'a RawValue>,
+        }
+        let out = Out {
+            result: self.outcome.code(),
+            text: &self.text,
+            arguments: self.arguments.as_deref(),
+        };
+        serde_json::to_string(&out).unwrap_or_default()
+    }
+}
+
+/// Removes the top-level `hash` key from config-get's arguments, which
+/// config-test and config-set refuse ("Unsupported 'hash' parameter.").
+/// Returns the cleaned arguments and the hash, if there was one.
+pub fn strip_hash(
+    arguments: &RawValue,
+) -> Result<(Box<RawValue>, Option<String>), serde_json::Error> {
+    // Only the top level is parsed; the (possibly huge) config stays raw.
+    let mut top: IndexMap<String, Box<RawValue>> = serde_json::from_str(arguments.get())?;
+    let hash = match top.shift_remove("hash") {
+        Some(raw) => Some(serde_json::from_str::<String>(raw.get())?),
+        None => None,
+    };
+    let cleaned = serde_json::value::to_raw_value(&top)?;
+    Ok((cleaned, hash))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes_follow_kea_result_codes() {
+        let table = [
+            (0, Outcome::Success),
+            (1, Outcome::Error),
+            (2, Outcome::Unsupported),
+            (3, Outcome::Empty),
+            (4, Outcome::Conflict),
+            (5, Outcome::PartiallyApplied),
+            (401, Outcome::Other(401)),
+        ];
+        for (code, outcome) in table {
+            assert_eq!(Outcome::from_code(code), outcome);
+            assert_eq!(outcome.code(), code);
+        }
+    }
+
+    #[test]
+    fn parses_unix_and_list_wrapped_replies() {
+        let unix =
+            Reply::parse(br#"{ "result": 2, "text": "'config-hash-get' command not supported." }"#)
+                .expect("unix reply");
+        assert_eq!(unix.outcome, Outcome::Unsupported);
+        assert!(unix.text.contains("not supported"));
+
+        let http =
+            Reply::parse(br#"[ { "arguments": {"a": [1, 2]}, "result": 0 } ]"#).expect("list");
+        assert_eq!(http.outcome, Outcome::Success);
+        assert_eq!(http.arguments.expect("args").get(), r#"{"a": [1, 2]}"#);
+
+        let unauthorized =
+            Reply::parse(br#"{ "result": 401, "text": "Unauthorized" }"#).expect("401");
+        assert_eq!(unauthorized.outcome, Outcome::Other(401));
+    }
+
+    #[test]
+    fn truncated_or_foreign_bodies_are_not_replies() {
+        let cases: [&[u8]; 5] = [
+            br#"{ "arguments": { "Dhcp4": { "subnet4": [ "#,
+            b"",
+            b"<html>502</html>",
+            br#"{"text": "no result"}"#,
+            b"[]",
+        ];
+        for body in cases {
+            assert!(
+                Reply::parse(body).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+
+    #[test]
+    fn strip_hash_keeps_config_and_returns_hash() {
+        let raw = RawValue::from_string(
+            r#"{"Dhcp4": {"subnet4": [], "hash": "inner stays"}, "hash": "ABCD"}"#.into(),
+        )
+        .expect("raw");
+        let (cleaned, hash) = strip_hash(&raw).expect("strip");
+        assert_eq!(hash.as_deref(), Some("ABCD"));
+        let value: serde_json::Value = serde_json::from_str(cleaned.get()).expect("json");
+        assert_eq!(
+            value,
+            serde_json::json!({"Dhcp4": {"subnet4": [], "hash": "inner stays"}})
+        );
+    }
+
+    #[test]
+    fn requests_carry_service_only_when_asked() {
+        let body =
+            String::from_utf8(Command::ConfigReload.to_request(Some(crate::kea::Service::Dhcp4)))
+                .expect("utf8");
+        assert_eq!(body, r#"{"command":"config-reload","service":["dhcp4"]}"#);
+        let body = String::from_utf8(
+            Command::ConfigWrite(Some("/etc/kea/x.conf".into())).to_request(None),
+        )
+        .expect("utf8");
+        assert_eq!(
+            body,
+            r#"{"command":"config-write","arguments":{"filename":"/etc/kea/x.conf"}}"#
+        );
+    }
+
+    use crate::kea::Command;
+}

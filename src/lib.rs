@@ -1,0 +1,5 @@
+pub mod accounts;
+pub mod cli;
+pub mod dialect;
+pub mod kea;
+pub mod validate;

@@ -1,0 +1,29 @@
+//! kea-sync-agent: parse the command line, start logging, hand over to the library.
+
+use clap::Parser;
+use kea_sync_agent::cli::{Cli, execute};
+use std::process::ExitCode;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // Logs go to stderr so stdout stays clean JSON for scripts.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("KEA_SYNC_AGENT_LOG")
+                .unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(execute(cli))
+}

@@ -1,0 +1,738 @@
+//! Real-Kea test harness: runs kea-dhcp4 / kea-dhcp6 / kea-ctrl-agent in throwaway
+//! directories and talks to them with plain std sockets, so tests need no runtime.
+//!
+//! Every daemon gets its own temp dir (config, unix socket, pid/lock files, logs), so
+//! tests can run in parallel. Set `KEA_TEST_KEEP=1` to keep the dirs for debugging and
+//! `KEA_TEST_START_SECS` to wait longer than 10 s (+1 s per MB of config) for a daemon.
+#![allow(dead_code)] // each test file uses its own subset of the harness
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value, json};
+use tempfile::TempDir;
+
+const POLL: Duration = Duration::from_millis(20);
+const STOP_GRACE: Duration = Duration::from_secs(2);
+/// Large reloads and config-gets take seconds; a hung daemon should still fail the test.
+const IO_TIMEOUT: Duration = Duration::from_secs(120);
+const SIGTERM: i32 = 15;
+
+unsafe extern "C" {
+    fn kill(pid: i32, sig: i32) -> i32;
+}
+
+/// Finds a Kea binary in PATH or the sbin dirs; panics (never skips) when it is missing.
+pub fn require_binary(name: &str) -> PathBuf {
+    let path_dirs = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default();
+    let sbin = ["/usr/sbin", "/usr/local/sbin", "/sbin"].map(PathBuf::from);
+    for dir in path_dirs.iter().chain(sbin.iter()) {
+        let candidate = dir.join(name);
+        let executable = fs::metadata(&candidate)
+            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            .unwrap_or(false);
+        if executable {
+            return candidate;
+        }
+    }
+    let package = match name {
+        "kea-dhcp4" => "kea-dhcp4-server",
+        "kea-dhcp6" => "kea-dhcp6-server",
+        "kea-dhcp-ddns" => "kea-dhcp-ddns-server",
+        "kea-ctrl-agent" => "kea-ctrl-agent",
+        _ => "kea-common",
+    };
+    panic!("{name} not found: run scripts/install-deps (apt-get install {package})");
+}
+
+/// Which DHCP daemon a [`KeaServer`] runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Service {
+    Dhcp4,
+    Dhcp6,
+}
+
+impl Service {
+    /// Binary name, also Kea's root logger name.
+    pub fn binary(self) -> &'static str {
+        match self {
+            Service::Dhcp4 => "kea-dhcp4",
+            Service::Dhcp6 => "kea-dhcp6",
+        }
+    }
+
+    /// Top-level key of the config file ("Dhcp4").
+    pub fn config_key(self) -> &'static str {
+        match self {
+            Service::Dhcp4 => "Dhcp4",
+            Service::Dhcp6 => "Dhcp6",
+        }
+    }
+
+    /// Name in kea-ctrl-agent's `control-sockets` and a command's `service` list.
+    pub fn agent_name(self) -> &'static str {
+        match self {
+            Service::Dhcp4 => "dhcp4",
+            Service::Dhcp6 => "dhcp6",
+        }
+    }
+
+    /// Log message id of a successful config-reload / SIGHUP (checked against 2.2 logs).
+    pub fn reload_success_id(self) -> &'static str {
+        match self {
+            Service::Dhcp4 => "DHCP4_DYNAMIC_RECONFIGURATION_SUCCESS",
+            Service::Dhcp6 => "DHCP6_DYNAMIC_RECONFIGURATION_SUCCESS",
+        }
+    }
+
+    fn socket_file(self) -> &'static str {
+        match self {
+            Service::Dhcp4 => "kea4.sock",
+            Service::Dhcp6 => "kea6.sock",
+        }
+    }
+}
+
+/// A running kea-dhcp4 or kea-dhcp6 with its own dir; killed on drop.
+pub struct KeaServer {
+    pub dir: PathBuf,
+    pub config_path: PathBuf,
+    pub socket_path: PathBuf,
+    /// Where the default config's logger writes; stdout before loggers are set goes to dir/stdout.log.
+    pub log_path: PathBuf,
+    pub service: Service,
+    daemon: Option<Daemon>,
+    tmp: Option<TempDir>,
+}
+
+impl KeaServer {
+    /// Starts `service` with test defaults shallow-merged under the keys of `dhcp_body`.
+    ///
+    /// `dhcp_body` is the inside of `{"Dhcp4": ...}`; a body already wrapped that way is
+    /// unwrapped. Defaults: no interfaces, unix control socket, non-persistent memfile,
+    /// INFO logging to `log_path`; Dhcp6 also gets `data-directory` and an EN server-id
+    /// (the default DUID-LLT needs a non-loopback interface, absent in bare netns/CI).
+    pub fn start(service: Service, dhcp_body: Value) -> KeaServer {
+        let tmp = new_temp_dir(service.binary());
+        let dir = tmp.path().to_path_buf();
+        let socket_path = dir.join(service.socket_file());
+        let log_path = dir.join("kea.log");
+        let mut config = Map::new();
+        config.insert("interfaces-config".into(), json!({"interfaces": []}));
+        config.insert(
+            "control-socket".into(),
+            json!({"socket-type": "unix", "socket-name": socket_path}),
+        );
+        config.insert(
+            "lease-database".into(),
+            json!({"type": "memfile", "persist": false}),
+        );
+        config.insert(
+            "loggers".into(),
+            json!([{
+                "name": service.binary(),
+                "output_options": [{"output": log_path}],
+                "severity": "INFO",
+            }]),
+        );
+        if service == Service::Dhcp6 {
+            config.insert("data-directory".into(), json!(dir));
+            config.insert(
+                "server-id".into(),
+                json!({"type": "EN", "enterprise-id": 2495, "identifier": "6b65612d74657374"}),
+            );
+        }
+        let body = match dhcp_body {
+            Value::Object(mut map) if map.len() == 1 && map.contains_key(service.config_key()) => {
+                map.remove(service.config_key())
+                    .unwrap_or_else(|| Value::Object(Map::new()))
+            }
+            other => other,
+        };
+        match body {
+            Value::Object(map) => config.extend(map),
+            Value::Null => {}
+            other => panic!("KeaServer::start: dhcp_body must be a JSON object, got {other}"),
+        }
+        let text = serde_json::to_string_pretty(&json!({ service.config_key(): config }))
+            .expect("serialize Kea config");
+        Self::launch(service, tmp, &text)
+    }
+
+    /// Starts `service` from raw config text (comments, includes allowed), written as
+    /// dir/kea-dhcp4.conf after replacing `@SOCKET@` with `socket_path` and `@DIR@` with `dir`.
+    /// Log to `@DIR@/kea.log` for [`KeaServer::log`] and [`KeaServer::reload_count`] to see it.
+    pub fn start_with_file(service: Service, config_text: &str) -> KeaServer {
+        let tmp = new_temp_dir(service.binary());
+        let dir = tmp.path().to_path_buf();
+        let socket_path = dir.join(service.socket_file());
+        let text = config_text
+            .replace("@SOCKET@", &socket_path.to_string_lossy())
+            .replace("@DIR@", &dir.to_string_lossy());
+        Self::launch(service, tmp, &text)
+    }
+
+    fn launch(service: Service, tmp: TempDir, config_text: &str) -> KeaServer {
+        let dir = tmp.path().to_path_buf();
+        let config_path = dir.join(format!("{}.conf", service.binary()));
+        fs::write(&config_path, config_text)
+            .unwrap_or_else(|e| panic!("write {}: {e}", config_path.display()));
+        let mut server = KeaServer {
+            socket_path: dir.join(service.socket_file()),
+            log_path: dir.join("kea.log"),
+            config_path,
+            dir,
+            service,
+            daemon: None,
+            tmp: Some(tmp),
+        };
+        server.spawn_and_wait();
+        server
+    }
+
+    fn spawn_and_wait(&mut self) {
+        // A SIGKILLed daemon leaves its socket file behind; never let it fake readiness.
+        let _ = fs::remove_file(&self.socket_path);
+        let mut command = Command::new(require_binary(self.service.binary()));
+        command.arg("-c").arg(&self.config_path);
+        // Store the daemon before waiting so it is killed if the wait panics.
+        self.daemon = Some(Daemon::spawn(command, &self.dir));
+        let timeout = start_timeout(&self.config_path);
+        let deadline = Instant::now() + timeout;
+        loop {
+            let answered = send_unix(&self.socket_path, r#"{"command":"version-get"}"#)
+                .ok()
+                .and_then(|reply| serde_json::from_slice::<Value>(&reply).ok())
+                .is_some_and(|reply| reply["result"] == 0);
+            if answered {
+                return;
+            }
+            if let Some(status) = self.daemon.as_mut().and_then(Daemon::exited) {
+                panic!(
+                    "{} exited during startup ({status})\n{}",
+                    self.service.binary(),
+                    self.log_tail()
+                );
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "{} did not answer version-get on {} within {:?}\n{}",
+                    self.service.binary(),
+                    self.socket_path.display(),
+                    timeout,
+                    self.log_tail()
+                );
+            }
+            sleep(POLL);
+        }
+    }
+
+    /// Sends one raw command over the unix control socket and parses the reply.
+    pub fn command(&self, json: &str) -> Value {
+        let reply = self.command_bytes(json);
+        serde_json::from_slice(&reply).unwrap_or_else(|e| {
+            let head = String::from_utf8_lossy(&reply[..reply.len().min(500)]).into_owned();
+            panic!("unparsable reply ({} bytes, {e}): {head}", reply.len())
+        })
+    }
+
+    /// Sends one raw command and returns the reply bytes exactly as Kea wrote them.
+    pub fn command_bytes(&self, json: &str) -> Vec<u8> {
+        send_unix(&self.socket_path, json)
+            .unwrap_or_else(|e| panic!("command on {}: {e}", self.socket_path.display()))
+    }
+
+    /// Successful reconfigurations (config-reload or SIGHUP) seen in the log, counted by
+    /// DHCP4_/DHCP6_DYNAMIC_RECONFIGURATION_SUCCESS. Startup and config-set are not counted.
+    pub fn reload_count(&self) -> usize {
+        let id = self.service.reload_success_id();
+        self.log().lines().filter(|l| l.contains(id)).count()
+    }
+
+    /// dir/stdout.log (messages before loggers are configured) followed by `log_path`.
+    pub fn log(&self) -> String {
+        let stdout = fs::read_to_string(self.dir.join("stdout.log")).unwrap_or_default();
+        let log = fs::read_to_string(&self.log_path).unwrap_or_default();
+        stdout + &log
+    }
+
+    /// Pid of the running daemon; panics when it was stopped.
+    pub fn pid(&self) -> u32 {
+        self.daemon
+            .as_ref()
+            .map(Daemon::pid)
+            .expect("KeaServer::pid: daemon is stopped")
+    }
+
+    /// SIGTERM, then SIGKILL after 2 s; keeps the dir and config.
+    pub fn stop(&mut self) {
+        if let Some(mut daemon) = self.daemon.take() {
+            daemon.terminate();
+        }
+    }
+
+    /// Stops and starts the daemon again with the same dir and config file.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn_and_wait();
+    }
+
+    fn log_tail(&self) -> String {
+        tail(&self.log(), 40)
+    }
+}
+
+impl Drop for KeaServer {
+    fn drop(&mut self) {
+        self.stop();
+        keep_if_asked(self.tmp.take());
+    }
+}
+
+/// A running kea-ctrl-agent in front of one or two [`KeaServer`]s; killed on drop.
+pub struct CtrlAgent {
+    pub url: String,
+    pub port: u16,
+    /// Empty without authentication.
+    pub user: String,
+    /// 0600 file holding the password (no newline); only written with authentication.
+    pub password_file: PathBuf,
+    pub dir: PathBuf,
+    pub config_path: PathBuf,
+    pub log_path: PathBuf,
+    password: Option<String>,
+    daemon: Option<Daemon>,
+    tmp: Option<TempDir>,
+}
+
+impl CtrlAgent {
+    /// Starts kea-ctrl-agent on a free 127.0.0.1 port, with basic auth when `auth` is given.
+    pub fn start(
+        dhcp4: &KeaServer,
+        dhcp6: Option<&KeaServer>,
+        auth: Option<(&str, &str)>,
+    ) -> CtrlAgent {
+        let tmp = new_temp_dir("kea-ctrl-agent");
+        let dir = tmp.path().to_path_buf();
+        let password_file = dir.join("password");
+        let mut agent = CtrlAgent {
+            url: String::new(),
+            port: 0,
+            user: auth.map(|(user, _)| user.to_string()).unwrap_or_default(),
+            password_file,
+            config_path: dir.join("kea-ctrl-agent.conf"),
+            log_path: dir.join("ca.log"),
+            dir,
+            password: auth.map(|(_, password)| password.to_string()),
+            daemon: None,
+            tmp: Some(tmp),
+        };
+        if let Some(password) = &agent.password {
+            fs::write(&agent.password_file, password).expect("write password file");
+            fs::set_permissions(&agent.password_file, fs::Permissions::from_mode(0o600))
+                .expect("chmod password file");
+        }
+        let mut sockets = Map::new();
+        for server in std::iter::once(dhcp4).chain(dhcp6) {
+            sockets.insert(
+                server.service.agent_name().into(),
+                json!({"socket-type": "unix", "socket-name": server.socket_path}),
+            );
+        }
+        // The free port is found by binding and dropping, so another test can grab it in
+        // between: retry with a new port when the agent dies at startup.
+        for attempt in 1..=3 {
+            agent.port = free_port();
+            agent.url = format!("http://127.0.0.1:{}/", agent.port);
+            let mut config = json!({
+                "http-host": "127.0.0.1",
+                "http-port": agent.port,
+                "control-sockets": sockets,
+                "loggers": [{
+                    "name": "kea-ctrl-agent",
+                    "output_options": [{"output": agent.log_path}],
+                    "severity": "INFO",
+                }],
+            });
+            if agent.password.is_some() {
+                config["authentication"] = json!({
+                    "type": "basic",
+                    "realm": "kea",
+                    "clients": [{"user": agent.user, "password-file": agent.password_file}],
+                });
+            }
+            let text = serde_json::to_string_pretty(&json!({ "Control-agent": config }))
+                .expect("serialize agent config");
+            fs::write(&agent.config_path, text).expect("write agent config");
+            if agent.spawn_and_wait(attempt == 3) {
+                return agent;
+            }
+        }
+        unreachable!("spawn_and_wait panics on the last attempt")
+    }
+
+    /// Returns false when the agent exited early and `last_try` is false.
+    fn spawn_and_wait(&mut self, last_try: bool) -> bool {
+        let mut command = Command::new(require_binary("kea-ctrl-agent"));
+        command.arg("-c").arg(&self.config_path);
+        self.daemon = Some(Daemon::spawn(command, &self.dir));
+        let timeout = start_timeout(&self.config_path);
+        let deadline = Instant::now() + timeout;
+        let credentials = self.credentials();
+        let credentials = credentials.as_ref().map(|(u, p)| (u.as_str(), p.as_str()));
+        loop {
+            let answered = post(self.port, r#"{"command":"version-get"}"#, credentials)
+                .ok()
+                .is_some_and(|(status, body)| status == 200 && first_result(&body) == Some(0));
+            if answered {
+                return true;
+            }
+            if let Some(status) = self.daemon.as_mut().and_then(Daemon::exited) {
+                self.daemon = None;
+                if !last_try {
+                    return false;
+                }
+                panic!(
+                    "kea-ctrl-agent exited during startup ({status})\n{}",
+                    self.log_tail()
+                );
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "kea-ctrl-agent did not answer on {} within {:?}\n{}",
+                    self.url,
+                    timeout,
+                    self.log_tail()
+                );
+            }
+            sleep(POLL);
+        }
+    }
+
+    /// POSTs `body` to the agent; returns the HTTP status and the parsed JSON body.
+    pub fn post(&self, body: &str, credentials: Option<(&str, &str)>) -> (u16, Value) {
+        let (status, reply) =
+            post(self.port, body, credentials).unwrap_or_else(|e| panic!("POST {}: {e}", self.url));
+        let value = serde_json::from_str(&reply).unwrap_or_else(|e| {
+            panic!(
+                "unparsable reply from {} ({e}): {}",
+                self.url,
+                tail(&reply, 5)
+            )
+        });
+        (status, value)
+    }
+
+    /// POSTs a command with the agent's own credentials (if any); returns the JSON reply.
+    pub fn command(&self, json: &str) -> Value {
+        let credentials = self.credentials();
+        self.post(
+            json,
+            credentials.as_ref().map(|(u, p)| (u.as_str(), p.as_str())),
+        )
+        .1
+    }
+
+    /// Pid of the agent process.
+    pub fn pid(&self) -> u32 {
+        self.daemon
+            .as_ref()
+            .map(Daemon::pid)
+            .expect("CtrlAgent::pid: agent is stopped")
+    }
+
+    /// ca.log plus the agent's stdout/stderr.
+    pub fn log(&self) -> String {
+        let stdout = fs::read_to_string(self.dir.join("stdout.log")).unwrap_or_default();
+        let log = fs::read_to_string(&self.log_path).unwrap_or_default();
+        stdout + &log
+    }
+
+    fn credentials(&self) -> Option<(String, String)> {
+        self.password.clone().map(|p| (self.user.clone(), p))
+    }
+
+    fn log_tail(&self) -> String {
+        tail(&self.log(), 40)
+    }
+}
+
+impl Drop for CtrlAgent {
+    fn drop(&mut self) {
+        if let Some(mut daemon) = self.daemon.take() {
+            daemon.terminate();
+        }
+        keep_if_asked(self.tmp.take());
+    }
+}
+
+/// A Dhcp4 body with `subnets` /24 subnets (10.x.y.0/24, id 1..) each holding a pool, a
+/// routers option and `reservations_per_subnet` reservations with unique hw/ip addresses.
+pub fn large_dhcp4_body(subnets: usize, reservations_per_subnet: usize) -> Value {
+    assert!(
+        subnets <= 65_536,
+        "10.x.y.0/24 prefixes allow 65536 subnets"
+    );
+    assert!(
+        reservations_per_subnet <= 253,
+        "a /24 holds 253 reservations (.1-.253)"
+    );
+    let mut host = 0u32;
+    let subnet4: Vec<Value> = (0..subnets)
+        .map(|i| {
+            let prefix = format!("10.{}.{}", i / 256, i % 256);
+            let reservations: Vec<Value> = (0..reservations_per_subnet)
+                .map(|j| {
+                    host += 1;
+                    let [a, b, c, d] = host.to_be_bytes();
+                    json!({
+                        "hw-address": format!("02:00:{a:02x}:{b:02x}:{c:02x}:{d:02x}"),
+                        "ip-address": format!("{prefix}.{}", j + 1),
+                        "hostname": format!("host-{host}"),
+                    })
+                })
+                .collect();
+            json!({
+                "id": i + 1,
+                "subnet": format!("{prefix}.0/24"),
+                "pools": [{"pool": format!("{prefix}.100 - {prefix}.250")}],
+                "option-data": [{"name": "routers", "data": format!("{prefix}.254")}],
+                "reservations": reservations,
+            })
+        })
+        .collect();
+    json!({
+        "valid-lifetime": 4000,
+        "reservations-global": false,
+        "reservations-in-subnet": true,
+        "subnet4": subnet4,
+    })
+}
+
+/// Owns a spawned Kea process; `terminate` is SIGTERM, then SIGKILL after [`STOP_GRACE`].
+struct Daemon {
+    child: Child,
+}
+
+impl Daemon {
+    fn spawn(mut command: Command, dir: &Path) -> Daemon {
+        let stdout_path = dir.join("stdout.log");
+        let stdout = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&stdout_path)
+            .unwrap_or_else(|e| panic!("open {}: {e}", stdout_path.display()));
+        let stderr = stdout.try_clone().expect("clone stdout.log handle");
+        command
+            .current_dir(dir)
+            .env("KEA_PIDFILE_DIR", dir)
+            .env("KEA_LOCKFILE_DIR", dir)
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr);
+        let child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {command:?}: {e}"));
+        Daemon { child }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    fn terminate(&mut self) {
+        if self.exited().is_some() {
+            return;
+        }
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            // SAFETY: plain kill(2) on our own child, which has not been reaped yet.
+            unsafe {
+                kill(pid, SIGTERM);
+            }
+        }
+        let deadline = Instant::now() + STOP_GRACE;
+        while Instant::now() < deadline {
+            if self.exited().is_some() {
+                return;
+            }
+            sleep(POLL);
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.terminate();
+    }
+}
+
+/// Unix socket paths are limited to 108 bytes, so fall back to /tmp for long TMPDIRs.
+fn new_temp_dir(prefix: &str) -> TempDir {
+    let mut base = std::env::temp_dir();
+    if base.as_os_str().len() > 60 {
+        base = PathBuf::from("/tmp");
+    }
+    tempfile::Builder::new()
+        .prefix(&format!("{prefix}-"))
+        .tempdir_in(&base)
+        .unwrap_or_else(|e| panic!("create temp dir in {}: {e}", base.display()))
+}
+
+fn keep_if_asked(tmp: Option<TempDir>) {
+    if let Some(tmp) = tmp {
+        if std::env::var("KEA_TEST_KEEP").is_ok_and(|v| v == "1") {
+            eprintln!("KEA_TEST_KEEP: kept {}", tmp.keep().display());
+        }
+    }
+}
+
+/// 10 s (or `KEA_TEST_START_SECS`) plus 1 s per MB of config: a 26 MB config takes
+/// about 12 s to load on 2.2 because it logs a line per subnet.
+fn start_timeout(config_path: &Path) -> Duration {
+    let base = std::env::var("KEA_TEST_START_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
+    let megabytes = fs::metadata(config_path).map_or(0, |m| m.len() / 1_000_000);
+    Duration::from_secs(base + megabytes)
+}
+
+/// One command per connection; Kea closes the connection after its reply.
+fn send_unix(socket: &Path, json: &str) -> std::io::Result<Vec<u8>> {
+    let mut stream = UnixStream::connect(socket)?;
+    stream.set_read_timeout(Some(IO_TIMEOUT))?;
+    stream.set_write_timeout(Some(IO_TIMEOUT))?;
+    stream.write_all(json.as_bytes())?;
+    let mut reply = Vec::new();
+    stream.read_to_end(&mut reply)?;
+    Ok(reply)
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("bind 127.0.0.1:0 to find a free port")
+}
+
+/// Raw HTTP/1.1 POST to 127.0.0.1:port; returns the status and the body text.
+fn post(
+    port: u16,
+    body: &str,
+    credentials: Option<(&str, &str)>,
+) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(IO_TIMEOUT))?;
+    let auth = credentials
+        .map(|(user, password)| {
+            format!(
+                "Authorization: Basic {}\r\n",
+                basic_auth_token(user, password)
+            )
+        })
+        .unwrap_or_default();
+    let request = format!(
+        "POST / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n{auth}\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes())?;
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 64 * 1024];
+    loop {
+        let n = stream.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        raw.extend_from_slice(&buf[..n]);
+        // Stop at Content-Length too, in case the agent keeps the connection open.
+        if let Some((head_len, Some(len))) = parse_head(&raw) {
+            if raw.len() >= head_len + len {
+                break;
+            }
+        }
+    }
+    let invalid =
+        |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
+    let (head_len, _) = parse_head(&raw).ok_or_else(|| invalid("no HTTP header in reply"))?;
+    let head = String::from_utf8_lossy(&raw[..head_len]);
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| invalid("no HTTP status in reply"))?;
+    Ok((
+        status,
+        String::from_utf8_lossy(&raw[head_len..]).into_owned(),
+    ))
+}
+
+/// Length of the header block including the blank line, and Content-Length if present.
+fn parse_head(raw: &[u8]) -> Option<(usize, Option<usize>)> {
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    let head = String::from_utf8_lossy(&raw[..end]);
+    let len = head.lines().find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.trim()
+            .eq_ignore_ascii_case("content-length")
+            .then(|| value.trim().parse().ok())
+            .flatten()
+    });
+    Some((end, len))
+}
+
+/// `result` of a reply, unwrapping the agent's one-element-per-service list.
+fn first_result(body: &str) -> Option<i64> {
+    let value: Value = serde_json::from_str(body).ok()?;
+    let reply = match &value {
+        Value::Array(items) => items.first()?,
+        other => other,
+    };
+    reply["result"].as_i64()
+}
+
+/// Value of an `Authorization: Basic` header for `user:password` (base64, RFC 4648).
+pub fn basic_auth_token(user: &str, password: &str) -> String {
+    base64(format!("{user}:{password}").as_bytes())
+}
+
+fn base64(input: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
+    for chunk in input.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}

@@ -1,0 +1,225 @@
+//! Proves the real-Kea harness in tests/common against the installed Kea daemons.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use common::{CtrlAgent, KeaServer, Service, basic_auth_token, large_dhcp4_body};
+use serde_json::json;
+
+fn assert_version_get(server: &KeaServer) {
+    let reply = server.command(r#"{"command":"version-get"}"#);
+    assert_eq!(reply["result"], 0, "{reply}");
+    let text = reply["text"].as_str().expect("version-get text");
+    assert!(text.contains("2."), "unexpected version {text:?}");
+}
+
+fn process_alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+#[test]
+fn dhcp4_and_dhcp6_answer_version_get() {
+    let dhcp4 = KeaServer::start(Service::Dhcp4, json!({}));
+    let dhcp6 = KeaServer::start(Service::Dhcp6, json!({}));
+    assert_version_get(&dhcp4);
+    assert_version_get(&dhcp6);
+    assert_ne!(dhcp4.dir, dhcp6.dir, "each server gets its own dir");
+    assert!(dhcp4.config_path.ends_with("kea-dhcp4.conf"));
+    assert!(dhcp6.config_path.ends_with("kea-dhcp6.conf"));
+}
+
+#[test]
+fn body_keys_override_defaults() {
+    let server = KeaServer::start(
+        Service::Dhcp4,
+        json!({"Dhcp4": {"valid-lifetime": 1234, "lease-database": {"type": "memfile", "persist": false, "lfc-interval": 0}}}),
+    );
+    let config = server.command(r#"{"command":"config-get"}"#);
+    assert_eq!(config["result"], 0, "{config}");
+    let dhcp4 = &config["arguments"]["Dhcp4"];
+    assert_eq!(dhcp4["valid-lifetime"], 1234);
+    assert_eq!(dhcp4["lease-database"]["lfc-interval"], 0);
+    assert_eq!(
+        dhcp4["control-socket"]["socket-name"],
+        server.socket_path.to_str().expect("utf-8 socket path")
+    );
+}
+
+#[test]
+fn config_reload_increments_reload_count_by_one() {
+    for service in [Service::Dhcp4, Service::Dhcp6] {
+        let server = KeaServer::start(service, json!({}));
+        let before = server.reload_count();
+        let reply = server.command(r#"{"command":"config-reload"}"#);
+        assert_eq!(reply["result"], 0, "{service:?}: {reply}");
+        assert_eq!(
+            server.reload_count(),
+            before + 1,
+            "{service:?}\n{}",
+            server.log()
+        );
+    }
+}
+
+#[test]
+fn failed_reload_is_not_counted() {
+    let server = KeaServer::start(Service::Dhcp4, json!({}));
+    fs::write(&server.config_path, "{ \"Dhcp4\": { broken").expect("break config");
+    let reply = server.command(r#"{"command":"config-reload"}"#);
+    assert_eq!(reply["result"], 1, "{reply}");
+    assert_eq!(server.reload_count(), 0, "{}", server.log());
+}
+
+#[test]
+fn start_with_file_accepts_comments_and_placeholders() {
+    let text = r#"
+        # hash comment
+        {
+          "Dhcp4": {
+            // slash comment
+            "interfaces-config": { "interfaces": [] },
+            "control-socket": { "socket-type": "unix", "socket-name": "@SOCKET@" },
+            /* block
+               comment */
+            "lease-database": { "type": "memfile", "persist": false },
+            "subnet4": [ { "id": 7, "subnet": "192.0.2.0/24" } ],
+            "loggers": [ { "name": "kea-dhcp4",
+                           "output_options": [ { "output": "@DIR@/kea.log" } ],
+                           "severity": "INFO" } ]
+          }
+        }
+    "#;
+    let server = KeaServer::start_with_file(Service::Dhcp4, text);
+    assert_version_get(&server);
+    let config = server.command(r#"{"command":"config-get"}"#);
+    assert_eq!(config["arguments"]["Dhcp4"]["subnet4"][0]["id"], 7);
+    assert!(server.log().contains("DHCP4_STARTED"), "{}", server.log());
+}
+
+#[test]
+fn dropped_server_leaves_no_process() {
+    let server = KeaServer::start(Service::Dhcp4, json!({}));
+    let pid = server.pid();
+    assert!(process_alive(pid));
+    drop(server);
+    assert!(!process_alive(pid), "kea-dhcp4 pid {pid} survived drop");
+}
+
+#[test]
+fn server_is_killed_when_the_test_panics() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let outcome = std::panic::catch_unwind(move || {
+        let server = KeaServer::start(Service::Dhcp6, json!({}));
+        tx.send(server.pid()).expect("send pid");
+        panic!("test failure while Kea runs");
+    });
+    assert!(outcome.is_err());
+    let pid = rx.recv().expect("pid from the panicking closure");
+    assert!(!process_alive(pid), "kea-dhcp6 pid {pid} survived a panic");
+}
+
+#[test]
+fn stop_and_restart_keep_dir_and_config() {
+    let mut server = KeaServer::start(Service::Dhcp4, json!({"valid-lifetime": 777}));
+    let first = server.pid();
+    server.stop();
+    assert!(!process_alive(first));
+    server.restart();
+    assert_ne!(server.pid(), first);
+    assert!(server.dir.exists());
+    let config = server.command(r#"{"command":"config-get"}"#);
+    assert_eq!(config["arguments"]["Dhcp4"]["valid-lifetime"], 777);
+    // A restart is a fresh start, not a reconfiguration.
+    assert_eq!(server.reload_count(), 0);
+}
+
+#[test]
+fn ctrl_agent_requires_basic_auth() {
+    let dhcp4 = KeaServer::start(Service::Dhcp4, json!({}));
+    let dhcp6 = KeaServer::start(Service::Dhcp6, json!({}));
+    let agent = CtrlAgent::start(&dhcp4, Some(&dhcp6), Some(("admin", "s3cret:pass")));
+    assert_eq!(agent.user, "admin");
+    assert!(agent.url.starts_with("http://127.0.0.1:"));
+    let mode = fs::metadata(&agent.password_file)
+        .expect("password file")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let password = fs::read_to_string(&agent.password_file).expect("read password");
+    assert_eq!(password, "s3cret:pass");
+
+    let command = r#"{"command":"version-get","service":["dhcp4","dhcp6"]}"#;
+    let (status, reply) = agent.post(command, None);
+    assert_eq!(status, 401);
+    assert_eq!(reply["result"], 401, "{reply}");
+    let (status, _) = agent.post(command, Some(("admin", "wrong")));
+    assert_eq!(status, 401);
+
+    let (status, reply) = agent.post(command, Some(("admin", &password)));
+    assert_eq!(status, 200);
+    let replies = reply.as_array().expect("one reply per service");
+    assert_eq!(replies.len(), 2, "{reply}");
+    for one in replies {
+        assert_eq!(one["result"], 0, "{reply}");
+    }
+    assert_eq!(agent.command(command)[1]["result"], 0);
+}
+
+#[test]
+fn ctrl_agent_without_auth_forwards_to_dhcp4() {
+    let dhcp4 = KeaServer::start(Service::Dhcp4, json!({}));
+    let agent = CtrlAgent::start(&dhcp4, None, None);
+    let reply = agent.command(r#"{"command":"config-get","service":["dhcp4"]}"#);
+    assert_eq!(reply[0]["result"], 0, "{reply}");
+    assert!(reply[0]["arguments"]["Dhcp4"].is_object());
+    let pid = agent.pid();
+    drop(agent);
+    assert!(
+        !process_alive(pid),
+        "kea-ctrl-agent pid {pid} survived drop"
+    );
+}
+
+#[test]
+fn large_body_loads() {
+    let server = KeaServer::start(Service::Dhcp4, large_dhcp4_body(20, 10));
+    let config = server.command(r#"{"command":"config-get"}"#);
+    assert_eq!(config["result"], 0, "{config}");
+    let subnets = config["arguments"]["Dhcp4"]["subnet4"]
+        .as_array()
+        .expect("subnet4 list");
+    assert_eq!(subnets.len(), 20);
+    let reservations: usize = subnets
+        .iter()
+        .map(|s| s["reservations"].as_array().map_or(0, Vec::len))
+        .sum();
+    assert_eq!(reservations, 200);
+}
+
+#[test]
+fn large_body_gives_a_config_get_over_10_mb() {
+    let server = KeaServer::start(Service::Dhcp4, large_dhcp4_body(4000, 10));
+    let reply = server.command_bytes(r#"{"command":"config-get"}"#);
+    assert!(
+        reply.len() >= 10_000_000,
+        "config-get gave {} bytes",
+        reply.len()
+    );
+    let config: serde_json::Value = serde_json::from_slice(&reply).expect("config-get JSON");
+    assert_eq!(config["arguments"]["Dhcp4"]["subnet4"][3999]["id"], 4000);
+}
+
+#[test]
+fn basic_auth_token_matches_rfc4648_vectors() {
+    assert_eq!(basic_auth_token("", ""), "Og==");
+    assert_eq!(basic_auth_token("f", "o"), "Zjpv");
+    assert_eq!(basic_auth_token("fo", "o"), "Zm86bw==");
+    assert_eq!(basic_auth_token("admin", "1234"), "YWRtaW46MTIzNA==");
+    assert_eq!(
+        basic_auth_token("Aladdin", "open sesame"),
+        "QWxhZGRpbjpvcGVuIHNlc2FtZQ=="
+    );
+}
