@@ -66,10 +66,14 @@ pub struct ExpandArgs {
 
 /// Where Kea listens and how to authenticate.
 #[derive(Debug, Args)]
-#[group(id = "channel", required = true, multiple = false, args = ["socket", "url"])]
 pub struct ChannelArgs {
     /// Kea's unix control socket (the `socket-name` of its control-socket).
-    #[arg(long, value_name = "PATH")]
+    #[arg(
+        long,
+        value_name = "PATH",
+        required_unless_present = "url",
+        conflicts_with = "url"
+    )]
     pub socket: Option<PathBuf>,
     /// kea-ctrl-agent (e.g. http://127.0.0.1:8000) or a Kea 2.7+/3.x HTTP(S)
     /// control socket.
