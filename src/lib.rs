@@ -3,3 +3,4 @@ pub mod cli;
 pub mod dialect;
 pub mod kea;
 pub mod validate;
+pub mod watch;

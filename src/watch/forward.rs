@@ -1,0 +1,137 @@
+//! The thread between notify and the agent: folds each burst of events into one signal.
+
+use super::WatchSignal;
+use super::batch::{Batch, lost_dirs};
+use super::set::WatchSet;
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc::UnboundedSender;
+
+/// A burst ends after this long without events: one editor save arrives well within it.
+const QUIET: Duration = Duration::from_millis(25);
+/// A burst is cut after this long, so a writer that never pauses still wakes the agent.
+const LONGEST: Duration = Duration::from_millis(250);
+
+/// What notify's event loop hands over.
+pub enum BackendMsg {
+    Event(notify::Result<notify::Event>),
+    /// The event loop thread ended without being asked to (it panicked).
+    Died,
+}
+
+/// State the forwarding thread and the `ConfigWatcher` both see.
+#[derive(Default)]
+pub struct Shared {
+    /// What the events are matched against; replaced on every sync.
+    pub set: RwLock<WatchSet>,
+    /// Watched directories removed or moved since the last sync.
+    pub lost: Mutex<BTreeSet<PathBuf>>,
+    /// notify reported an error: recreate it on the next sync.
+    pub failed: AtomicBool,
+    /// notify's event loop is gone: calling into it would panic.
+    pub dead: AtomicBool,
+}
+
+impl Shared {
+    pub fn take_lost(&self) -> BTreeSet<PathBuf> {
+        std::mem::take(&mut *self.lost.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    pub fn install(&self, set: WatchSet) {
+        *self.set.write().unwrap_or_else(PoisonError::into_inner) = set;
+    }
+}
+
+/// Sits in notify's event handler; tells the forwarding thread if the event loop dies.
+pub struct HandlerGuard {
+    pub events: Sender<BackendMsg>,
+    /// Set before the watcher is dropped on purpose.
+    pub retired: Arc<AtomicBool>,
+}
+
+impl HandlerGuard {
+    pub fn forward(&self, event: notify::Result<notify::Event>) {
+        // Fails only once the forwarding thread is gone, i.e. nobody listens any more.
+        let _ = self.events.send(BackendMsg::Event(event));
+    }
+}
+
+impl Drop for HandlerGuard {
+    fn drop(&mut self) {
+        if !self.retired.load(Ordering::SeqCst) {
+            let _ = self.events.send(BackendMsg::Died);
+        }
+    }
+}
+
+/// Starts the forwarding thread; it ends when every sender of `events` is gone or the agent
+/// dropped its receiver.
+pub fn spawn(
+    events: Receiver<BackendMsg>,
+    shared: Arc<Shared>,
+    signals: UnboundedSender<WatchSignal>,
+) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("kea-config-watch".to_string())
+        .spawn(move || forward(&events, &shared, &signals))
+        .map(drop)
+}
+
+fn forward(events: &Receiver<BackendMsg>, shared: &Shared, signals: &UnboundedSender<WatchSignal>) {
+    // Blocks without cost while nothing happens.
+    while let Ok(first) = events.recv() {
+        let mut batch = Batch::default();
+        take(first, &mut batch, shared);
+        let cut = Instant::now() + LONGEST;
+        let ended = loop {
+            let wait = QUIET.min(cut.saturating_duration_since(Instant::now()));
+            match events.recv_timeout(wait) {
+                Ok(msg) => take(msg, &mut batch, shared),
+                Err(RecvTimeoutError::Timeout) => break false,
+                Err(RecvTimeoutError::Disconnected) => break true,
+            }
+        };
+        if let Some(signal) = batch.into_signal() {
+            tracing::debug!(?signal, "config files may have changed");
+            if signals.send(signal).is_err() {
+                return;
+            }
+        }
+        if ended {
+            return;
+        }
+    }
+}
+
+fn take(msg: BackendMsg, batch: &mut Batch, shared: &Shared) {
+    match msg {
+        BackendMsg::Event(Ok(event)) => {
+            tracing::trace!(?event, "file event");
+            let set = shared.set.read().unwrap_or_else(PoisonError::into_inner);
+            let lost = lost_dirs(&event.kind, &event.paths, &set);
+            if !lost.is_empty() {
+                tracing::debug!(?lost, "watched directory removed or moved");
+                shared
+                    .lost
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .extend(lost);
+            }
+            batch.add(&event, &set);
+        }
+        BackendMsg::Event(Err(error)) => {
+            tracing::warn!(%error, "file watcher failed; it will be recreated");
+            shared.failed.store(true, Ordering::SeqCst);
+            batch.lost_events();
+        }
+        BackendMsg::Died => {
+            tracing::warn!("file watcher's event loop died; it will be recreated");
+            shared.dead.store(true, Ordering::SeqCst);
+            batch.lost_events();
+        }
+    }
+}
