@@ -1,5 +1,8 @@
 //! The command line: names here are a contract with scripts and packaging.
 
+use crate::agent::commands;
+use crate::agent::config::AgentConfig;
+use crate::agent::daemon::{Daemon, Signals};
 use crate::dialect::{self, Style};
 use crate::kea::{
     Command, ControlChannel, HttpControl, HttpOptions, KeaError, Service, UnixControl,
@@ -44,6 +47,41 @@ pub enum CliCommand {
     ///       --user admin --password-file /etc/kea/kea-api-password
     #[command(verbatim_doc_comment)]
     Kea(KeaArgs),
+    /// The daemon: watch Kea's config files (and every include) and turn each
+    /// real edit into a validated, verified config-reload. SIGHUP re-reads the
+    /// agent config; SIGTERM/SIGINT finish the apply in flight and exit.
+    ///
+    /// Without --config it reads /etc/kea-sync-agent/agent.toml, or, when that
+    /// does not exist, manages every Kea service whose stock config file exists
+    /// in /etc/kea, with the control socket each file names.
+    Run(AgentArgs),
+    /// Check the agent config, each Kea config file and each control channel
+    /// (reachable, permitted, Kea's version), like `nginx -t`; exit 0 only when
+    /// all is well.
+    Check(AgentArgs),
+    /// Run the agent's decision once, now, and print one JSON event per
+    /// service. Exit 0 applied/unchanged/in-sync, 1 rejected, 2 unreachable,
+    /// 3 bad agent config.
+    Apply(ApplyArgs),
+}
+
+/// Arguments of `run` and `check`.
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// Agent config (TOML). Default: /etc/kea-sync-agent/agent.toml, else
+    /// discovery of /etc/kea/kea-dhcp4.conf, kea-dhcp6.conf, kea-dhcp-ddns.conf.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// Arguments of `apply`.
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub agent: AgentArgs,
+    /// Only this service: dhcp4, dhcp6 or d2.
+    #[arg(long, value_name = "NAME")]
+    pub service: Option<Service>,
 }
 
 /// Arguments of `expand`.
@@ -151,7 +189,85 @@ pub async fn execute(cli: Cli) -> ExitCode {
     match cli.command {
         CliCommand::Expand(args) => expand(&args),
         CliCommand::Kea(args) => kea(&args).await,
+        CliCommand::Run(args) => run(&args).await,
+        CliCommand::Check(args) => check(&args).await,
+        CliCommand::Apply(args) => apply(&args).await,
     }
+}
+
+async fn run(args: &AgentArgs) -> ExitCode {
+    // Signal handlers first, so a SIGTERM during start-up is not lost.
+    let signals = match Signals::install() {
+        Ok(signals) => signals,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match Daemon::start(args.config.as_deref(), None) {
+        Ok(daemon) => {
+            daemon.run(signals).await;
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            tracing::error!("{error}");
+            eprintln!("error: {error}");
+            ExitCode::from(EXIT_BAD_INPUT)
+        }
+    }
+}
+
+async fn check(args: &AgentArgs) -> ExitCode {
+    let config = match AgentConfig::from_cli(args.config.as_deref()) {
+        Ok(config) => config,
+        Err(error) => {
+            println!("FAIL agent config: {error}");
+            println!("verdict: the agent config is broken");
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    };
+    let findings = commands::check(&config).await;
+    for finding in &findings {
+        println!("{finding}");
+    }
+    let failed = findings.iter().filter(|f| !f.ok).count();
+    if failed == 0 {
+        println!("verdict: all is well");
+        ExitCode::SUCCESS
+    } else {
+        println!("verdict: {failed} problem(s)");
+        ExitCode::FAILURE
+    }
+}
+
+async fn apply(args: &ApplyArgs) -> ExitCode {
+    let config = match AgentConfig::from_cli(args.agent.config.as_deref()) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    };
+    if let Some(service) = args.service
+        && config.service(service).is_none()
+    {
+        eprintln!(
+            "error: service {service} is not configured in {}",
+            config.source
+        );
+        return ExitCode::from(EXIT_BAD_INPUT);
+    }
+    let events = commands::apply(&config, args.service).await;
+    let mut out = String::new();
+    for event in &events {
+        out.push_str(&event.to_json_line());
+        out.push('\n');
+    }
+    let printed = print_json(out.trim_end());
+    if printed != ExitCode::SUCCESS {
+        return printed;
+    }
+    ExitCode::from(commands::apply_exit_code(&events))
 }
 
 fn expand(args: &ExpandArgs) -> ExitCode {

@@ -1,6 +1,7 @@
 //! The stack of open files: `<?include "path"?>` splices the included file's tokens in
 //! place, lexically, the way Kea's lexer switches flex buffers.
 
+use sha2::{Digest, Sha256};
 use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fs;
@@ -37,6 +38,19 @@ pub(super) struct IncludeStack<'t> {
     /// Every file read, each once, in order of first opening.
     files: Vec<PathBuf>,
     listed: HashSet<PathBuf>,
+    /// SHA-256 over every opening's path and bytes, in order: a change in any
+    /// file read changes it, and it covers exactly the bytes that were parsed.
+    digest: Sha256,
+}
+
+/// Adds one file's path and bytes to the content digest (length-prefixed, so
+/// moving bytes between files changes it).
+fn digest_file(digest: &mut Sha256, path: &Path, text: &[u8]) {
+    let path = path.as_os_str().as_encoded_bytes();
+    digest.update((path.len() as u64).to_le_bytes());
+    digest.update(path);
+    digest.update((text.len() as u64).to_le_bytes());
+    digest.update(text);
 }
 
 impl<'t> IncludeStack<'t> {
@@ -45,6 +59,8 @@ impl<'t> IncludeStack<'t> {
         let canonical = fs::canonicalize(name).ok();
         let mut listed = HashSet::new();
         listed.insert(canonical.clone().unwrap_or_else(|| name.to_path_buf()));
+        let mut digest = Sha256::new();
+        digest_file(&mut digest, name, &text);
         IncludeStack {
             include_base: include_base.to_path_buf(),
             stack: vec![Source {
@@ -57,6 +73,7 @@ impl<'t> IncludeStack<'t> {
             opened: vec![name.to_path_buf()],
             files: vec![name.to_path_buf()],
             listed,
+            digest,
         }
     }
 
@@ -150,6 +167,7 @@ impl<'t> IncludeStack<'t> {
             });
         }
         let text = fs::read(&resolved).map_err(|e| io_error(self, e))?;
+        digest_file(&mut self.digest, &resolved, &text);
         let opened = self.opened.len();
         self.opened.push(resolved.clone());
         if self.listed.insert(canonical.clone()) {
@@ -204,8 +222,10 @@ impl<'t> IncludeStack<'t> {
     }
 
     /// Every file read, top-level first, each once.
-    pub(super) fn into_files(self) -> Vec<PathBuf> {
-        self.files
+    pub(super) fn into_files(self) -> (Vec<PathBuf>, String) {
+        let digest = self.digest.finalize();
+        let hex = digest.iter().map(|b| format!("{b:02x}")).collect();
+        (self.files, hex)
     }
 }
 

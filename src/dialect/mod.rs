@@ -53,6 +53,9 @@ pub struct Expanded {
     /// include once, in order of first opening, as opened (relative paths joined to the
     /// include base).
     pub files: Vec<PathBuf>,
+    /// SHA-256 (lowercase hex) of exactly the bytes read: every file's path and
+    /// content in the order opened. Equal digests mean Kea would read the same.
+    pub sha256: String,
     /// What Kea would warn about (extraneous commas), in file order.
     pub warnings: Vec<DialectWarning>,
 }
@@ -115,9 +118,11 @@ fn expand(
             message: "extraneous comma".to_string(),
         })
         .collect();
+    let (files, sha256) = sources.into_files();
     Ok(Expanded {
         json,
-        files: sources.into_files(),
+        files,
+        sha256,
         warnings,
     })
 }

@@ -52,47 +52,7 @@ impl HttpControl {
             (Some(user), None) => Some((user.clone(), Password(String::new()))),
             (None, _) => None,
         };
-        let mut builder = reqwest::Client::builder()
-            .use_rustls_tls()
-            .timeout(options.timeout)
-            .no_proxy();
-        if let Some(ca_file) = &options.ca_file {
-            let pem = read_tls_file(ca_file)?;
-            let certs =
-                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| tls_error(ca_file, &e))?;
-            if certs.is_empty() {
-                return Err(KeaError::TlsFile {
-                    path: ca_file.clone(),
-                    why: "no PEM certificate in it".into(),
-                });
-            }
-            // A given CA bundle replaces the web roots, like curl --cacert.
-            builder = builder.tls_built_in_root_certs(false);
-            for cert in certs {
-                builder = builder.add_root_certificate(cert);
-            }
-        }
-        match (&options.client_cert, &options.client_key) {
-            (Some(cert), Some(key)) => {
-                let mut pem = read_tls_file(cert)?;
-                pem.push(b'\n');
-                pem.extend(read_tls_file(key)?);
-                let identity =
-                    reqwest::Identity::from_pem(&pem).map_err(|e| tls_error(cert, &e))?;
-                builder = builder.identity(identity);
-            }
-            (Some(path), None) | (None, Some(path)) => {
-                return Err(KeaError::TlsFile {
-                    path: path.clone(),
-                    why: "a client certificate needs both the certificate and its key".into(),
-                });
-            }
-            (None, None) => {}
-        }
-        let client = builder.build().map_err(|e| KeaError::HttpUnreachable {
-            url: url.to_string(),
-            cause: with_causes(&e),
-        })?;
+        let client = http_client(url, options)?;
         Ok(HttpControl {
             url: url.to_string(),
             service: options.service,
@@ -154,6 +114,56 @@ impl HttpControl {
             }
         }
     }
+}
+
+/// An HTTP(S) client with the options' timeout, CA bundle and client
+/// certificate (files read now, so a bad path fails at start).
+pub fn http_client(url: &str, options: &HttpOptions) -> Result<reqwest::Client, KeaError> {
+    let mut builder = reqwest::Client::builder()
+        .use_rustls_tls()
+        .timeout(options.timeout)
+        .no_proxy();
+    if let Some(ca_file) = &options.ca_file {
+        let pem = read_tls_file(ca_file)?;
+        let certs =
+            reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| tls_error(ca_file, &e))?;
+        if certs.is_empty() {
+            return Err(KeaError::TlsFile {
+                path: ca_file.clone(),
+                why: "no PEM certificate in it".into(),
+            });
+        }
+        // A given CA bundle replaces the web roots, like curl --cacert.
+        builder = builder.tls_built_in_root_certs(false);
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    match (&options.client_cert, &options.client_key) {
+        (Some(cert), Some(key)) => {
+            let mut pem = read_tls_file(cert)?;
+            pem.push(b'\n');
+            pem.extend(read_tls_file(key)?);
+            let identity = reqwest::Identity::from_pem(&pem).map_err(|e| tls_error(cert, &e))?;
+            builder = builder.identity(identity);
+        }
+        (Some(path), None) | (None, Some(path)) => {
+            return Err(KeaError::TlsFile {
+                path: path.clone(),
+                why: "a client certificate needs both the certificate and its key".into(),
+            });
+        }
+        (None, None) => {}
+    }
+    builder.build().map_err(|e| KeaError::HttpUnreachable {
+        url: url.to_string(),
+        cause: with_causes(&e),
+    })
+}
+
+/// A reqwest error with its causes ("connection refused", "UnknownIssuer").
+pub fn describe_http_error(error: &reqwest::Error) -> String {
+    with_causes(error)
 }
 
 fn read_password(path: &Path) -> Result<Password, KeaError> {

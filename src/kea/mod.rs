@@ -9,7 +9,7 @@ mod unix;
 
 pub use channel::{ConfigHash, ControlChannel, InMemoryConfig, Status};
 pub use error::KeaError;
-pub use http::{HttpControl, HttpOptions};
+pub use http::{HttpControl, HttpOptions, describe_http_error, http_client};
 pub use reply::{Outcome, Reply, strip_hash};
 pub use unix::UnixControl;
 

@@ -1,0 +1,211 @@
+//! The one-shot commands: `apply` (the daemon's decision, once, now) and
+//! `check` (like `nginx -t`: is everything the daemon needs in place?).
+
+use super::config::{AgentConfig, ServiceConfig};
+use super::event::{Outcome, SyncEvent};
+use super::state::StateStore;
+use super::sync::{Next, ServiceSync, Trigger};
+use crate::dialect::{self, Style};
+use crate::kea::Service;
+use crate::upstream::Outbox;
+use crate::upstream::wire::Identity;
+use crate::validate::{Validator, Verdict};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+use tokio::sync::Notify;
+
+/// How long `apply` waits for a file that does not parse yet to settle.
+const APPLY_PATIENCE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Runs the pipeline once for every configured service (or just `only`) and
+/// returns one event per service.
+pub async fn apply(config: &AgentConfig, only: Option<Service>) -> Vec<SyncEvent> {
+    let store = StateStore::new(&config.agent.state_dir);
+    // Events go to the outbox, for the daemon to deliver.
+    let outbox = match Outbox::open(
+        &config.agent.state_dir,
+        config.outbox,
+        Identity::of_this_host(),
+    ) {
+        Ok(outbox) => Some(Arc::new(Mutex::new(outbox))),
+        Err(error) => {
+            tracing::warn!("events will not be queued upstream: {error}");
+            None
+        }
+    };
+    let wake = Arc::new(Notify::new());
+    let mut events = Vec::new();
+    for service in config
+        .services
+        .iter()
+        .filter(|s| only.is_none_or(|o| o == s.service))
+    {
+        let channel = match service.control_channel() {
+            Ok(channel) => channel,
+            Err(error) => {
+                events.push(unreachable_event(service, error.to_string()));
+                continue;
+            }
+        };
+        let mut sync = ServiceSync::new(service, channel, store.clone());
+        if let Some(outbox) = &outbox {
+            sync = sync.with_outbox(outbox.clone(), wake.clone());
+        }
+        sync.repeat_rejects = true;
+        let detected_at = SystemTime::now();
+        let started = std::time::Instant::now();
+        loop {
+            let checked = sync.check(detected_at, Trigger::Change).await;
+            if !checked.events.is_empty() {
+                events.extend(checked.events);
+                break;
+            }
+            if checked.next != Next::RecheckAfterSettle || started.elapsed() > APPLY_PATIENCE {
+                break;
+            }
+            tokio::time::sleep(
+                config
+                    .agent
+                    .settle
+                    .max(std::time::Duration::from_millis(50)),
+            )
+            .await;
+        }
+    }
+    events
+}
+
+/// The exit code of `apply` for its events: the worst outcome wins.
+pub fn apply_exit_code(events: &[SyncEvent]) -> u8 {
+    events
+        .iter()
+        .map(|e| e.outcome.exit_code())
+        .max()
+        .unwrap_or(0)
+}
+
+fn unreachable_event(service: &ServiceConfig, text: String) -> SyncEvent {
+    let now = SystemTime::now();
+    SyncEvent {
+        service: service.service,
+        outcome: Outcome::Unreachable,
+        file: service.config_file.clone(),
+        file_sha256: None,
+        kea_version: None,
+        config_hash: None,
+        text,
+        detected_at: now,
+        finished_at: now,
+        config: None,
+    }
+}
+
+/// One line of `check`'s report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub ok: bool,
+    pub subject: String,
+    pub text: String,
+}
+
+impl std::fmt::Display for Finding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mark = if self.ok { "ok  " } else { "FAIL" };
+        write!(f, "{mark} {}: {}", self.subject, self.text)
+    }
+}
+
+fn finding(ok: bool, subject: impl Into<String>, text: impl Into<String>) -> Finding {
+    Finding {
+        ok,
+        subject: subject.into(),
+        text: text.into(),
+    }
+}
+
+/// Checks what the daemon needs: the state dir, and per service the config
+/// files (readable, valid for Kea) and the control channel (reachable,
+/// permitted, Kea's version).
+pub async fn check(config: &AgentConfig) -> Vec<Finding> {
+    let mut findings = vec![finding(true, "agent config", config.source.to_string())];
+    findings.push(check_state_dir(config));
+    for service in &config.services {
+        check_service(service, &mut findings).await;
+    }
+    findings
+}
+
+fn check_state_dir(config: &AgentConfig) -> Finding {
+    let dir = &config.agent.state_dir;
+    let subject = format!("state dir {}", dir.display());
+    let probe = dir.join(".kea-sync-agent-check");
+    let writable = std::fs::create_dir_all(dir)
+        .and_then(|()| std::fs::write(&probe, b"probe"))
+        .and_then(|()| std::fs::remove_file(&probe));
+    match writable {
+        Ok(()) => finding(true, subject, "writable"),
+        Err(error) => finding(false, subject, format!("not writable: {error}")),
+    }
+}
+
+async fn check_service(service: &ServiceConfig, findings: &mut Vec<Finding>) {
+    let name = service.service;
+    let include_base = service.resolve_include_base();
+    let file = &service.config_file;
+    match dialect::expand_file(file, &include_base, Style::Compact) {
+        Ok(expanded) => findings.push(finding(
+            true,
+            format!("{name} config {}", file.display()),
+            format!(
+                "reads as Kea would ({} file(s), include base {})",
+                expanded.files.len(),
+                include_base.display()
+            ),
+        )),
+        Err(error) => findings.push(finding(
+            false,
+            format!("{name} config {}", file.display()),
+            error.to_string(),
+        )),
+    }
+    let channel = match service.control_channel() {
+        Ok(channel) => Some(channel),
+        Err(error) => {
+            findings.push(finding(
+                false,
+                format!("{name} control channel"),
+                error.to_string(),
+            ));
+            None
+        }
+    };
+    if let Some(channel) = &channel {
+        let subject = format!("{name} control channel {}", channel.endpoint());
+        match channel.version_get().await {
+            Ok(version) => findings.push(finding(true, subject, format!("Kea {version} answers"))),
+            Err(error) => findings.push(finding(false, subject, error.to_string())),
+        }
+    }
+    let validator = Validator::new(
+        name,
+        service.validator.clone(),
+        include_base,
+        service.timeout,
+    );
+    let how = match validator.binary() {
+        Some(binary) => format!("{} -t", binary.display()),
+        None => "config-test (validator binary not found)".to_string(),
+    };
+    let subject = format!("{name} validation ({how})");
+    match validator.validate(file, channel.as_ref()).await {
+        Ok(validation) => match validation.verdict {
+            Verdict::Valid => findings.push(finding(true, subject, "Kea accepts the file")),
+            Verdict::Invalid(text) => findings.push(finding(
+                false,
+                subject,
+                format!("Kea refuses the file: {text}"),
+            )),
+        },
+        Err(error) => findings.push(finding(false, subject, error.to_string())),
+    }
+}

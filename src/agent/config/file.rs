@@ -1,0 +1,360 @@
+//! The agent config file: TOML into checked settings. Pure: text in, config
+//! or a positioned error out.
+
+use super::{
+    AgentConfig, AgentSettings, ConfigError, ConfigLocation, ConfigSource, DEFAULT_TIMEOUT,
+    HttpSettings, MAX_SETTLE, ServiceConfig,
+};
+use crate::kea::Service;
+use crate::upstream::config::{DEFAULT_HOOK_TIMEOUT, DEFAULT_UPSTREAM_TIMEOUT, parse_size};
+use crate::upstream::{HookConfig, OutboxLimits, UpstreamConfig};
+use serde::Deserialize;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use toml::Spanned;
+
+/// The file as written. Each top-level table is one field, so a new table
+/// (`[upstream]`, `[[hook]]`) is one more field here; unknown ones are refused.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AgentFile {
+    #[serde(default)]
+    agent: AgentTable,
+    #[serde(default, rename = "service")]
+    services: Vec<ServiceTable>,
+    upstream: Option<UpstreamTable>,
+    #[serde(default, rename = "hook")]
+    hooks: Vec<HookTable>,
+}
+
+/// `[upstream]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpstreamTable {
+    url: Spanned<String>,
+    token_file: Option<PathBuf>,
+    ca_file: Option<PathBuf>,
+    client_cert: Option<Spanned<PathBuf>>,
+    client_key: Option<Spanned<PathBuf>>,
+    timeout_s: Option<Spanned<u64>>,
+    max_outbox_events: Option<usize>,
+    max_outbox_bytes: Option<Spanned<Size>>,
+}
+
+/// A size as a number of bytes or a string with a unit ("1GiB").
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Size {
+    Bytes(u64),
+    Text(String),
+}
+
+/// One `[[hook]]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HookTable {
+    command: Spanned<Vec<String>>,
+    timeout_s: Option<Spanned<u64>>,
+}
+
+/// `[agent]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AgentTable {
+    state_dir: Option<PathBuf>,
+    settle_ms: Option<Spanned<u64>>,
+    check_interval_s: Option<u64>,
+}
+
+/// One `[[service]]` as written; spans kept where validation may complain.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServiceTable {
+    name: Spanned<String>,
+    config_file: Option<PathBuf>,
+    control_socket: Option<Spanned<PathBuf>>,
+    control_url: Option<Spanned<String>>,
+    validator: Option<PathBuf>,
+    include_base: Option<PathBuf>,
+    user: Option<Spanned<String>>,
+    password_file: Option<Spanned<PathBuf>>,
+    ca_file: Option<PathBuf>,
+    client_cert: Option<Spanned<PathBuf>>,
+    client_key: Option<Spanned<PathBuf>>,
+    timeout_s: Option<Spanned<u64>>,
+}
+
+/// Parses and validates agent config text read from `path`.
+pub(super) fn parse(text: &str, path: &Path) -> Result<AgentConfig, ConfigError> {
+    let at = |span: Range<usize>| ConfigLocation {
+        path: path.to_path_buf(),
+        line_col: Some(line_col(text, span.start)),
+    };
+    let file: AgentFile = toml::from_str(text).map_err(|error| ConfigError::Syntax {
+        at: ConfigLocation {
+            path: path.to_path_buf(),
+            line_col: error.span().map(|span| line_col(text, span.start)),
+        },
+        message: error.message().trim_end().to_string(),
+    })?;
+
+    let agent = agent_settings(file.agent, &at)?;
+    if file.services.is_empty() {
+        return Err(ConfigError::NoService {
+            path: path.to_path_buf(),
+        });
+    }
+    let source = ConfigSource::File(path.to_path_buf());
+    let mut services: Vec<(ServiceConfig, Range<usize>)> = Vec::new();
+    for table in file.services {
+        let name_span = table.name.span();
+        let service = service_config(table, &at, &source)?;
+        if let Some((_, first)) = services.iter().find(|(s, _)| s.service == service.service) {
+            return Err(ConfigError::DuplicateService {
+                at: at(name_span),
+                service: service.service,
+                first_line: line_col(text, first.start).0,
+            });
+        }
+        services.push((service, name_span));
+    }
+    let (upstream, outbox) = match file.upstream {
+        Some(table) => {
+            let (upstream, outbox) = upstream_config(table, &at)?;
+            (Some(upstream), outbox)
+        }
+        None => (None, OutboxLimits::default()),
+    };
+    let hooks = file
+        .hooks
+        .into_iter()
+        .map(|hook| hook_config(hook, &at))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(AgentConfig {
+        agent,
+        services: services.into_iter().map(|(s, _)| s).collect(),
+        source,
+        upstream,
+        hooks,
+        outbox,
+    })
+}
+
+fn upstream_config(
+    table: UpstreamTable,
+    at: &impl Fn(Range<usize>) -> ConfigLocation,
+) -> Result<(UpstreamConfig, OutboxLimits), ConfigError> {
+    let url = table.url.get_ref();
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(ConfigError::BadUrl {
+            at: at(table.url.span()),
+            url: url.clone(),
+        });
+    }
+    if let (Some(cert), None) | (None, Some(cert)) = (&table.client_cert, &table.client_key) {
+        return Err(ConfigError::Syntax {
+            at: at(cert.span()),
+            message: "[upstream] client_cert and client_key go together: set both or neither"
+                .into(),
+        });
+    }
+    let timeout = match table.timeout_s {
+        Some(t) if *t.get_ref() == 0 => return Err(ConfigError::ZeroTimeout { at: at(t.span()) }),
+        Some(t) => Duration::from_secs(*t.get_ref()),
+        None => DEFAULT_UPSTREAM_TIMEOUT,
+    };
+    let mut outbox = OutboxLimits::default();
+    if let Some(events) = table.max_outbox_events {
+        outbox.max_events = events.max(1);
+    }
+    if let Some(size) = table.max_outbox_bytes {
+        let span = size.span();
+        outbox.max_bytes = match size.into_inner() {
+            Size::Bytes(bytes) => bytes,
+            Size::Text(text) => parse_size(&text).map_err(|message| ConfigError::Syntax {
+                at: at(span),
+                message,
+            })?,
+        };
+    }
+    let upstream = UpstreamConfig {
+        url: url.clone(),
+        token_file: table.token_file,
+        ca_file: table.ca_file,
+        client_cert: table.client_cert.map(Spanned::into_inner),
+        client_key: table.client_key.map(Spanned::into_inner),
+        timeout,
+    };
+    Ok((upstream, outbox))
+}
+
+fn hook_config(
+    table: HookTable,
+    at: &impl Fn(Range<usize>) -> ConfigLocation,
+) -> Result<HookConfig, ConfigError> {
+    if table.command.get_ref().is_empty() {
+        return Err(ConfigError::Syntax {
+            at: at(table.command.span()),
+            message: "hook command is empty: give the program and its arguments, e.g. [\"/usr/local/bin/notify-ipam\", \"--site\", \"a\"]".into(),
+        });
+    }
+    let timeout = match table.timeout_s {
+        Some(t) if *t.get_ref() == 0 => return Err(ConfigError::ZeroTimeout { at: at(t.span()) }),
+        Some(t) => Duration::from_secs(*t.get_ref()),
+        None => DEFAULT_HOOK_TIMEOUT,
+    };
+    Ok(HookConfig {
+        command: table.command.into_inner(),
+        timeout,
+    })
+}
+
+fn agent_settings(
+    table: AgentTable,
+    at: &impl Fn(Range<usize>) -> ConfigLocation,
+) -> Result<AgentSettings, ConfigError> {
+    let defaults = AgentSettings::default();
+    let settle = match table.settle_ms {
+        Some(ms) => {
+            let settle = Duration::from_millis(*ms.get_ref());
+            if settle > MAX_SETTLE {
+                return Err(ConfigError::SettleTooLong {
+                    at: at(ms.span()),
+                    settle_ms: *ms.get_ref(),
+                });
+            }
+            settle
+        }
+        None => defaults.settle,
+    };
+    let check_interval = match table.check_interval_s {
+        Some(0) => None,
+        Some(seconds) => Some(Duration::from_secs(seconds)),
+        None => defaults.check_interval,
+    };
+    Ok(AgentSettings {
+        state_dir: table.state_dir.unwrap_or(defaults.state_dir),
+        settle,
+        check_interval,
+    })
+}
+
+fn service_config(
+    table: ServiceTable,
+    at: &impl Fn(Range<usize>) -> ConfigLocation,
+    source: &ConfigSource,
+) -> Result<ServiceConfig, ConfigError> {
+    let service: Service =
+        table
+            .name
+            .get_ref()
+            .parse()
+            .map_err(|_| ConfigError::UnknownService {
+                at: at(table.name.span()),
+                name: table.name.get_ref().clone(),
+            })?;
+    if let (Some(_), Some(url)) = (&table.control_socket, &table.control_url) {
+        return Err(ConfigError::SocketAndUrl {
+            at: at(url.span()),
+            service,
+        });
+    }
+    if let Some(url) = &table.control_url {
+        let text = url.get_ref();
+        if !(text.starts_with("http://") || text.starts_with("https://")) {
+            return Err(ConfigError::BadUrl {
+                at: at(url.span()),
+                url: text.clone(),
+            });
+        }
+    }
+    both_or_neither(
+        (&table.user, "user"),
+        (&table.password_file, "password_file"),
+        service,
+        at,
+    )?;
+    both_or_neither(
+        (&table.client_cert, "client_cert"),
+        (&table.client_key, "client_key"),
+        service,
+        at,
+    )?;
+    let timeout = match &table.timeout_s {
+        Some(seconds) if *seconds.get_ref() == 0 => {
+            return Err(ConfigError::ZeroTimeout {
+                at: at(seconds.span()),
+            });
+        }
+        Some(seconds) => Duration::from_secs(*seconds.get_ref()),
+        None => DEFAULT_TIMEOUT,
+    };
+    Ok(ServiceConfig {
+        service,
+        config_file: table
+            .config_file
+            .unwrap_or_else(|| PathBuf::from(service.default_config_file())),
+        control_socket: table.control_socket.map(Spanned::into_inner),
+        control_url: table.control_url.map(Spanned::into_inner),
+        http: HttpSettings {
+            user: table.user.map(Spanned::into_inner),
+            password_file: table.password_file.map(Spanned::into_inner),
+            ca_file: table.ca_file,
+            client_cert: table.client_cert.map(Spanned::into_inner),
+            client_key: table.client_key.map(Spanned::into_inner),
+        },
+        validator: table.validator,
+        include_base: table.include_base,
+        timeout,
+        agent_config: source.clone(),
+    })
+}
+
+/// Refuses one option of a pair without the other, pointing at the one given.
+fn both_or_neither<A, B>(
+    (a, a_name): (&Option<Spanned<A>>, &'static str),
+    (b, b_name): (&Option<Spanned<B>>, &'static str),
+    service: Service,
+    at: &impl Fn(Range<usize>) -> ConfigLocation,
+) -> Result<(), ConfigError> {
+    let (span, given, missing) = match (a, b) {
+        (Some(a), None) => (a.span(), a_name, b_name),
+        (None, Some(b)) => (b.span(), b_name, a_name),
+        _ => return Ok(()),
+    };
+    Err(ConfigError::HalfPair {
+        at: at(span),
+        service,
+        given,
+        missing,
+    })
+}
+
+/// 1-based line and column (in characters) of byte `offset` in `text`.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let col = before[line_start..].chars().count() + 1;
+    (line, col)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::line_col;
+
+    #[test]
+    fn line_col_counts_from_one_in_characters() {
+        let text = "ab\nçd = 1\n";
+        for (offset, expected) in [
+            (0, (1, 1)),
+            (1, (1, 2)),
+            (3, (2, 1)),
+            (5, (2, 2)),
+            (99, (3, 1)),
+        ] {
+            assert_eq!(line_col(text, offset), expected, "offset {offset}");
+        }
+    }
+}

@@ -1,0 +1,265 @@
+//! The agent's decisions as pure functions over plain data, so each rule is a
+//! table-driven test and the IO around them stays thin.
+
+use super::state::ServiceState;
+use std::time::{Duration, SystemTime};
+
+/// What reading the config files gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileRead {
+    /// Kea's dialect parsed; `sha256` covers every file read.
+    Parsed { sha256: String },
+    /// Does not parse (maybe half-written); `sha256` of the main file's bytes.
+    Unparsable { sha256: String, error: String },
+}
+
+impl FileRead {
+    /// The content digest, parsed or not.
+    pub fn sha256(&self) -> &str {
+        match self {
+            FileRead::Parsed { sha256 } | FileRead::Unparsable { sha256, .. } => sha256,
+        }
+    }
+}
+
+/// The first step for a file read, before asking Kea anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FirstStep {
+    /// Same bytes as the content last applied or found in sync.
+    Unchanged,
+    /// Does not parse: a writer may be mid-write; look again after settling.
+    WaitForWriter,
+    /// Still does not parse after waiting: broken, not half-written.
+    RejectUnparsable(String),
+    /// This exact content was rejected before: do not report it again.
+    AlreadyRejected,
+    /// Ask Kea: in-sync check, validation, reload.
+    AskKea,
+}
+
+/// How long an unparsable file must stay untouched before it counts as
+/// broken rather than half-written (editors and scripts pause mid-write).
+pub const UNPARSABLE_PATIENCE: Duration = Duration::from_secs(1);
+
+/// Decides what to do with `read`. `quiet_for` is how long the files have
+/// not been modified.
+pub fn first_step(read: &FileRead, state: &ServiceState, quiet_for: Duration) -> FirstStep {
+    let sha = read.sha256();
+    if state.applied_sha256.as_deref() == Some(sha) {
+        return FirstStep::Unchanged;
+    }
+    if state.rejected_sha256.as_deref() == Some(sha) {
+        return FirstStep::AlreadyRejected;
+    }
+    match read {
+        FileRead::Unparsable { .. } if quiet_for < UNPARSABLE_PATIENCE => FirstStep::WaitForWriter,
+        FileRead::Unparsable { error, .. } => FirstStep::RejectUnparsable(error.clone()),
+        FileRead::Parsed { .. } => FirstStep::AskKea,
+    }
+}
+
+/// When the agent meets a Kea process for the first time (agent start, or
+/// Kea restarted): did that Kea load the files' current content itself?
+/// `newest_mtime` is the latest modification among the files; `since_reload`
+/// is status-get's `reload` (whole seconds since the last configuration).
+/// Kea's second granularity leaves a window in which the answer is unknown;
+/// there the file counts as newer, since a missed reload would leave the edit
+/// unapplied, while an extra one only costs a reload.
+pub fn kea_loaded_current_files(
+    newest_mtime: SystemTime,
+    now: SystemTime,
+    since_reload: Duration,
+) -> bool {
+    let Some(loaded_at) = now.checked_sub(since_reload) else {
+        return false;
+    };
+    // Kea's value is truncated: it loaded up to one second earlier than this.
+    match loaded_at.checked_sub(Duration::from_secs(1)) {
+        Some(earliest) => newest_mtime < earliest,
+        None => false,
+    }
+}
+
+/// Whether status-get after a config-reload shows the reconfiguration: its
+/// `reload` counter restarted within the time the reload took.
+pub fn reload_took_effect(since_reload_after: Duration, reload_took: Duration) -> bool {
+    since_reload_after <= reload_took + Duration::from_secs(1)
+}
+
+/// Delay before retry number `attempt` (1-based) to reach Kea: doubling from
+/// 250 ms, capped at 30 s.
+pub fn backoff(attempt: u32) -> Duration {
+    let millis = 250u64.saturating_mul(1u64 << attempt.saturating_sub(1).min(10));
+    Duration::from_millis(millis.min(30_000))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(applied: Option<&str>, rejected: Option<&str>) -> ServiceState {
+        ServiceState {
+            applied_sha256: applied.map(str::to_string),
+            rejected_sha256: rejected.map(str::to_string),
+            ..ServiceState::default()
+        }
+    }
+
+    fn parsed(sha: &str) -> FileRead {
+        FileRead::Parsed { sha256: sha.into() }
+    }
+
+    fn broken(sha: &str) -> FileRead {
+        FileRead::Unparsable {
+            sha256: sha.into(),
+            error: "x.conf:3:1: expected ','".into(),
+        }
+    }
+
+    #[test]
+    fn first_step_table() {
+        let fresh = Duration::from_millis(50);
+        let pausing = Duration::from_millis(300);
+        let a_b = state(Some("a"), Some("b"));
+        let cases = [
+            (
+                "touch / identical rewrite",
+                parsed("a"),
+                state(Some("a"), None),
+                fresh,
+                FirstStep::Unchanged,
+            ),
+            (
+                "new content",
+                parsed("b"),
+                state(Some("a"), None),
+                fresh,
+                FirstStep::AskKea,
+            ),
+            (
+                "nothing recorded yet",
+                parsed("b"),
+                state(None, None),
+                fresh,
+                FirstStep::AskKea,
+            ),
+            (
+                "rejected before",
+                parsed("b"),
+                a_b.clone(),
+                fresh,
+                FirstStep::AlreadyRejected,
+            ),
+            (
+                "fixed after a reject",
+                parsed("c"),
+                a_b.clone(),
+                fresh,
+                FirstStep::AskKea,
+            ),
+            (
+                "half-written",
+                broken("h"),
+                state(Some("a"), None),
+                fresh,
+                FirstStep::WaitForWriter,
+            ),
+            (
+                "writer pausing",
+                broken("h"),
+                state(Some("a"), None),
+                pausing,
+                FirstStep::WaitForWriter,
+            ),
+            (
+                "untouched for a second: broken",
+                broken("h"),
+                state(Some("a"), None),
+                UNPARSABLE_PATIENCE,
+                FirstStep::RejectUnparsable("x.conf:3:1: expected ','".into()),
+            ),
+            (
+                "broken, rejected before",
+                broken("h"),
+                state(Some("a"), Some("h")),
+                fresh,
+                FirstStep::AlreadyRejected,
+            ),
+            (
+                "reverted to applied",
+                parsed("a"),
+                a_b,
+                fresh,
+                FirstStep::Unchanged,
+            ),
+        ];
+        for (name, read, state, quiet_for, expected) in cases {
+            assert_eq!(first_step(&read, &state, quiet_for), expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn kea_loaded_current_files_table() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let secs = Duration::from_secs;
+        let cases = [
+            (
+                "edited an hour before Kea loaded",
+                now - secs(7200),
+                secs(3600),
+                true,
+            ),
+            ("edited after Kea loaded", now - secs(10), secs(3600), false),
+            (
+                "edited in Kea's load second",
+                now - secs(3600),
+                secs(3600),
+                false,
+            ),
+            (
+                "edited a second before: unknown, counts as newer",
+                now - secs(3601),
+                secs(3600),
+                false,
+            ),
+            (
+                "edited two seconds before",
+                now - secs(3602),
+                secs(3600),
+                true,
+            ),
+            ("Kea just loaded, file older", now - secs(60), secs(0), true),
+            ("edited just now, Kea loaded just now", now, secs(0), false),
+        ];
+        for (name, mtime, since_reload, expected) in cases {
+            assert_eq!(
+                kea_loaded_current_files(mtime, now, since_reload),
+                expected,
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn reload_took_effect_table() {
+        let ms = Duration::from_millis;
+        assert!(reload_took_effect(ms(0), ms(5)));
+        assert!(reload_took_effect(Duration::from_secs(1), ms(5)));
+        assert!(reload_took_effect(
+            Duration::from_secs(6),
+            Duration::from_secs(5)
+        ));
+        assert!(!reload_took_effect(Duration::from_secs(3600), ms(5)));
+    }
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let got: Vec<u64> = (1..=10).map(|n| backoff(n).as_millis() as u64).collect();
+        assert_eq!(
+            got,
+            [250, 500, 1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000]
+        );
+        assert_eq!(backoff(0).as_millis(), 250);
+        assert_eq!(backoff(u32::MAX).as_secs(), 30);
+    }
+}

@@ -1,0 +1,518 @@
+//! One service's pipeline, run once per settled change:
+//!
+//! read files -> first decision (unchanged / half-written / known reject)
+//! -> Kea reachable? -> fresh Kea that loaded the files itself?
+//! -> equal to the in-memory config? -> validate -> config-reload
+//! -> verify live -> record and report (plus a snapshot when Kea restarted,
+//! or drift when its config changed behind the agent's back).
+//!
+//! Decisions live in `decide.rs`; this file does the IO between them.
+
+use super::config::ServiceConfig;
+use super::decide::{self, FileRead, FirstStep};
+use super::event::{Outcome, SyncEvent};
+use super::state::{ServiceState, StateStore};
+use crate::dialect::{self, Expanded, Style};
+use crate::kea::{ConfigHash, ControlChannel, KeaError, Service};
+use crate::upstream::SharedOutbox;
+use crate::upstream::pusher::lock;
+use crate::validate::{ValidateError, Validator, Verdict};
+use serde_json::value::RawValue;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+use tokio::sync::Notify;
+
+/// What the caller should do after a check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Nothing until the next change.
+    Idle,
+    /// The file did not parse: look again after one more settle period.
+    RecheckAfterSettle,
+    /// Kea (or the validator) could not be reached: retry with backoff.
+    Retry,
+}
+
+/// The result of one check: its events (usually one; none when there is
+/// nothing new to say) and what to do next.
+#[derive(Debug)]
+pub struct Checked {
+    pub events: Vec<SyncEvent>,
+    pub next: Next,
+}
+
+/// Why a check was run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// A file event, or `apply`.
+    Change,
+    /// Start-up, the periodic safety net, Kea back after an outage: also
+    /// looks at Kea's memory for a restart (snapshot) or drift.
+    Full,
+}
+
+/// Kea's in-memory config and its hash.
+struct Live {
+    hash: String,
+    config: Arc<RawValue>,
+}
+
+/// A service's pipeline with what it remembers between checks.
+#[derive(Debug)]
+pub struct ServiceSync {
+    pub service: Service,
+    pub config_file: PathBuf,
+    include_base: PathBuf,
+    channel: ControlChannel,
+    validator: Validator,
+    store: StateStore,
+    state: ServiceState,
+    /// The Kea process last talked to: a new pid means Kea (re)started.
+    kea_pid: Option<u32>,
+    kea_version: Option<String>,
+    /// Every file of the config as last read (main file first).
+    files: Vec<PathBuf>,
+    /// Report already-rejected content again (`apply`; the daemon says it once).
+    pub repeat_rejects: bool,
+    /// Where upstream events are made durable before the state records them.
+    outbox: Option<(SharedOutbox, Arc<Notify>)>,
+}
+
+/// The files as read, parsed or not.
+struct Read {
+    file: FileRead,
+    expanded: Option<Expanded>,
+}
+
+impl ServiceSync {
+    /// Builds the pipeline for one configured service.
+    pub fn new(config: &ServiceConfig, channel: ControlChannel, store: StateStore) -> ServiceSync {
+        let include_base = config.resolve_include_base();
+        let validator = Validator::new(
+            config.service,
+            config.validator.clone(),
+            include_base.clone(),
+            config.timeout,
+        );
+        let state = store.load(config.service);
+        ServiceSync {
+            service: config.service,
+            config_file: config.config_file.clone(),
+            include_base,
+            channel,
+            validator,
+            store,
+            state,
+            kea_pid: None,
+            kea_version: None,
+            files: vec![config.config_file.clone()],
+            repeat_rejects: false,
+            outbox: None,
+        }
+    }
+
+    /// Queues this service's upstream events in `outbox`, waking `wake`.
+    pub fn with_outbox(mut self, outbox: SharedOutbox, wake: Arc<Notify>) -> ServiceSync {
+        self.outbox = Some((outbox, wake));
+        self
+    }
+
+    /// Every file the config consisted of at the last read: what to watch.
+    pub fn files(&self) -> &[PathBuf] {
+        &self.files
+    }
+
+    /// Runs the pipeline once for a change seen at `detected_at`. Its
+    /// upstream events are durable in the outbox before the state that
+    /// records the decision is saved, so a crash in between repeats the
+    /// decision rather than losing its event.
+    pub async fn check(&mut self, detected_at: SystemTime, trigger: Trigger) -> Checked {
+        let checked = self.decide(detected_at, trigger).await;
+        if let Some((outbox, wake)) = &self.outbox {
+            let mut queued = false;
+            for event in &checked.events {
+                match lock(outbox).enqueue(event) {
+                    Ok(entry) => queued |= entry.is_some(),
+                    Err(error) => {
+                        tracing::error!(service = %self.service, outcome = ?event.outcome, "event not queued upstream: {error}")
+                    }
+                }
+            }
+            if queued {
+                wake.notify_one();
+            }
+        }
+        self.save();
+        checked
+    }
+
+    async fn decide(&mut self, detected_at: SystemTime, trigger: Trigger) -> Checked {
+        let read = self.read_files();
+        let quiet_for = SystemTime::now()
+            .duration_since(newest_mtime(&self.files))
+            .unwrap_or_default();
+        let quiet = |next| Checked {
+            events: Vec::new(),
+            next,
+        };
+        match decide::first_step(&read.file, &self.state, quiet_for) {
+            FirstStep::Unchanged if trigger == Trigger::Full => {
+                return match self.watch_live(&read, detected_at).await {
+                    Ok(events) => Checked {
+                        events,
+                        next: Next::Idle,
+                    },
+                    Err(error) => self.unreachable(&read, error.to_string(), detected_at),
+                };
+            }
+            FirstStep::Unchanged => {
+                return self.done(
+                    Outcome::Unchanged,
+                    &read,
+                    None,
+                    "same content as last applied",
+                    detected_at,
+                );
+            }
+            FirstStep::WaitForWriter => {
+                tracing::debug!(service = %self.service, "config does not parse yet; waiting for the writer");
+                return quiet(Next::RecheckAfterSettle);
+            }
+            FirstStep::RejectUnparsable(error) => {
+                self.state.rejected_sha256 = Some(read.file.sha256().to_string());
+                return self.done(Outcome::Rejected, &read, None, &error, detected_at);
+            }
+            FirstStep::AlreadyRejected if self.repeat_rejects => {
+                let text = "rejected before; the content has not changed since";
+                return self.done(Outcome::Rejected, &read, None, text, detected_at);
+            }
+            FirstStep::AlreadyRejected => {
+                tracing::debug!(service = %self.service, "content was rejected before; not reporting it again");
+                return quiet(Next::Idle);
+            }
+            FirstStep::AskKea => {}
+        }
+        let Some(expanded) = read.expanded.as_ref() else {
+            return quiet(Next::RecheckAfterSettle);
+        };
+        match self.ask_kea(&read, expanded, detected_at).await {
+            Ok(checked) => checked,
+            Err(error) => self.unreachable(&read, error.to_string(), detected_at),
+        }
+    }
+
+    async fn ask_kea(
+        &mut self,
+        read: &Read,
+        expanded: &Expanded,
+        detected_at: SystemTime,
+    ) -> Result<Checked, KeaError> {
+        let status = self.channel.status_get().await?;
+        let fresh_kea = self.meet(status.pid).await?;
+        let since_reload = seconds(status.reload);
+        if fresh_kea
+            && decide::kea_loaded_current_files(
+                newest_mtime(&expanded.files),
+                SystemTime::now(),
+                since_reload,
+            )
+        {
+            let live = self.live().await?;
+            let text = "Kea loaded this content itself when it started";
+            return Ok(self.in_sync_with_snapshot(read, live, text, detected_at));
+        }
+        if self.equals_in_memory(expanded).await? {
+            let live = self.live().await?;
+            let text = "Kea's in-memory config already is this content";
+            return Ok(self.in_sync_with_snapshot(read, live, text, detected_at));
+        }
+        match self
+            .validator
+            .validate(&self.config_file, Some(&self.channel))
+            .await
+        {
+            Ok(validation) => {
+                if let Verdict::Invalid(text) = validation.verdict {
+                    self.state.rejected_sha256 = Some(read.file.sha256().to_string());
+                    return Ok(self.done(Outcome::Rejected, read, None, &text, detected_at));
+                }
+            }
+            Err(ValidateError::ConfigTest { source, .. }) => return Err(source),
+            Err(error) => {
+                return Ok(self.unreachable(
+                    read,
+                    format!("cannot validate: {error}"),
+                    detected_at,
+                ));
+            }
+        }
+        // The files must still be what was validated; else check again.
+        if self.read_files().file != read.file {
+            tracing::info!(service = %self.service, "config changed during validation; checking again");
+            return Ok(Checked {
+                events: Vec::new(),
+                next: Next::RecheckAfterSettle,
+            });
+        }
+        let started = Instant::now();
+        match self.channel.config_reload().await {
+            Ok(_) => {}
+            Err(KeaError::Refused { text, .. }) => {
+                self.state.rejected_sha256 = Some(read.file.sha256().to_string());
+                let text = format!("config-reload failed: {text}");
+                return Ok(self.done(Outcome::Rejected, read, None, &text, detected_at));
+            }
+            Err(error) => return Err(error),
+        }
+        let took = started.elapsed();
+        let after = self.channel.status_get().await?;
+        let live = self.live().await?;
+        if !decide::reload_took_effect(seconds(after.reload), took) {
+            let text = format!(
+                "config-reload answered success but status-get says the last reconfiguration was {} s ago",
+                seconds(after.reload).as_secs()
+            );
+            return Ok(self.done(Outcome::Rejected, read, Some(live.hash), &text, detected_at));
+        }
+        self.state.pushed_hash = Some(live.hash.clone());
+        let mut checked = self.done(
+            Outcome::Applied,
+            read,
+            Some(live.hash),
+            "config-reload: configuration live",
+            detected_at,
+        );
+        attach(&mut checked, live.config);
+        Ok(checked)
+    }
+
+    /// Periodic look at Kea when the files are unchanged: a restarted Kea
+    /// gets a snapshot, a config changed behind the agent's back a drift event.
+    async fn watch_live(
+        &mut self,
+        read: &Read,
+        detected_at: SystemTime,
+    ) -> Result<Vec<SyncEvent>, KeaError> {
+        let status = self.channel.status_get().await?;
+        let fresh_kea = self.meet(status.pid).await?;
+        // Kea 2.4+ answers the hash alone, cheaply: skip config-get when it is known.
+        if let ConfigHash::Hash(hash) = self.channel.config_hash_get().await?
+            && !fresh_kea
+            && self.state.config_hash.as_deref() == Some(hash.as_str())
+        {
+            return Ok(Vec::new());
+        }
+        let live = self.live().await?;
+        if self.state.pushed_hash.as_deref() == Some(live.hash.as_str()) {
+            self.state.config_hash = Some(live.hash);
+            return Ok(Vec::new());
+        }
+        let (outcome, text) = if fresh_kea {
+            (
+                Outcome::Snapshot,
+                "Kea (re)started; its in-memory config differs from the last one pushed"
+                    .to_string(),
+            )
+        } else {
+            let text = format!(
+                "Kea's in-memory config changed without a reload by the agent (file {} , live {})",
+                read.file.sha256(),
+                live.hash
+            );
+            (Outcome::Drift, text)
+        };
+        self.state.pushed_hash = Some(live.hash.clone());
+        let mut checked = self.done(outcome, read, Some(live.hash), &text, detected_at);
+        attach(&mut checked, live.config);
+        Ok(checked.events)
+    }
+
+    /// Records the Kea process talked to; true when it is a new one.
+    async fn meet(&mut self, pid: Option<u32>) -> Result<bool, KeaError> {
+        let fresh = self.kea_pid != pid || self.kea_version.is_none();
+        if fresh {
+            self.kea_version = Some(self.channel.version_get().await?);
+            self.kea_pid = pid;
+        }
+        Ok(fresh)
+    }
+
+    /// An in-sync result, plus a snapshot when the live config is not the
+    /// one last pushed upstream.
+    fn in_sync_with_snapshot(
+        &mut self,
+        read: &Read,
+        live: Live,
+        text: &str,
+        detected_at: SystemTime,
+    ) -> Checked {
+        let needs_snapshot = self.state.pushed_hash.as_deref() != Some(live.hash.as_str());
+        let mut checked = self.done(
+            Outcome::InSync,
+            read,
+            Some(live.hash.clone()),
+            text,
+            detected_at,
+        );
+        if needs_snapshot {
+            self.state.pushed_hash = Some(live.hash.clone());
+            let mut snapshot = self.event(
+                Outcome::Snapshot,
+                read,
+                Some(live.hash),
+                "Kea's in-memory config".into(),
+                detected_at,
+            );
+            snapshot.config = Some(live.config);
+            checked.events.push(snapshot);
+        }
+        checked
+    }
+
+    /// Reads and expands the config files once; the digest covers exactly
+    /// the bytes parsed.
+    fn read_files(&mut self) -> Read {
+        match dialect::expand_file(&self.config_file, &self.include_base, Style::Compact) {
+            Ok(expanded) => {
+                self.files.clone_from(&expanded.files);
+                Read {
+                    file: FileRead::Parsed {
+                        sha256: expanded.sha256.clone(),
+                    },
+                    expanded: Some(expanded),
+                }
+            }
+            Err(error) => {
+                let bytes = std::fs::read(&self.config_file).unwrap_or_default();
+                let mut digest = Sha256::new();
+                digest.update(&bytes);
+                digest.update(error.to_string().as_bytes());
+                Read {
+                    file: FileRead::Unparsable {
+                        sha256: hex(&digest.finalize()),
+                        error: error.to_string(),
+                    },
+                    expanded: None,
+                }
+            }
+        }
+    }
+
+    /// Whether the file's service map equals Kea's in-memory one (true when
+    /// a central did config-set + config-write).
+    async fn equals_in_memory(&self, expanded: &Expanded) -> Result<bool, KeaError> {
+        let key = self.service.config_key();
+        let Ok(file) = expanded.to_value() else {
+            return Ok(false);
+        };
+        let in_memory = self.channel.config_get().await?;
+        let Ok(live) = serde_json::from_str::<serde_json::Value>(in_memory.config.get()) else {
+            return Ok(false);
+        };
+        Ok(file.get(key).is_some() && file.get(key) == live.get(key))
+    }
+
+    /// Kea's in-memory config and its hash: Kea's own (2.4+, part of the
+    /// config-get reply), else SHA-256 of config-get's text.
+    async fn live(&self) -> Result<Live, KeaError> {
+        let in_memory = self.channel.config_get().await?;
+        let hash = match in_memory.hash {
+            Some(hash) => hash,
+            None => hex(&Sha256::digest(in_memory.config.get().as_bytes())),
+        };
+        Ok(Live {
+            hash,
+            config: Arc::from(in_memory.config),
+        })
+    }
+
+    fn unreachable(&self, read: &Read, text: String, detected_at: SystemTime) -> Checked {
+        Checked {
+            events: vec![self.event(Outcome::Unreachable, read, None, text, detected_at)],
+            next: Next::Retry,
+        }
+    }
+
+    /// Records a final outcome in the state and builds its event.
+    fn done(
+        &mut self,
+        outcome: Outcome,
+        read: &Read,
+        hash: Option<String>,
+        text: &str,
+        detected_at: SystemTime,
+    ) -> Checked {
+        if matches!(outcome, Outcome::Applied | Outcome::InSync) {
+            self.state.applied_sha256 = Some(read.file.sha256().to_string());
+            self.state.rejected_sha256 = None;
+        }
+        if hash.is_some() {
+            self.state.config_hash.clone_from(&hash);
+        }
+        Checked {
+            events: vec![self.event(outcome, read, hash, text.to_string(), detected_at)],
+            next: Next::Idle,
+        }
+    }
+
+    fn save(&self) {
+        if let Err(error) = self.store.save(self.service, &self.state) {
+            tracing::error!(service = %self.service, "{error}");
+        }
+    }
+
+    fn event(
+        &self,
+        outcome: Outcome,
+        read: &Read,
+        hash: Option<String>,
+        text: String,
+        detected_at: SystemTime,
+    ) -> SyncEvent {
+        SyncEvent {
+            service: self.service,
+            outcome,
+            file: self.config_file.clone(),
+            file_sha256: Some(read.file.sha256().to_string()),
+            kea_version: self.kea_version.clone(),
+            config_hash: hash.or_else(|| self.state.config_hash.clone()),
+            text,
+            detected_at,
+            finished_at: SystemTime::now(),
+            config: None,
+        }
+    }
+}
+
+/// Puts the live config on the check's first event.
+fn attach(checked: &mut Checked, config: Arc<RawValue>) {
+    if let Some(event) = checked.events.first_mut() {
+        event.config = Some(config);
+    }
+}
+
+/// status-get's whole seconds; missing counts as "long ago".
+fn seconds(value: Option<i64>) -> Duration {
+    Duration::from_secs(value.unwrap_or(i64::MAX).max(0) as u64)
+}
+
+/// The latest modification time among `files` (unreadable ones count as now:
+/// when unsure, assume the file is newer than Kea's load).
+fn newest_mtime(files: &[PathBuf]) -> SystemTime {
+    files
+        .iter()
+        .map(|file| mtime(file).unwrap_or_else(SystemTime::now))
+        .max()
+        .unwrap_or_else(SystemTime::now)
+}
+
+fn mtime(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// Lowercase hex of a digest.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

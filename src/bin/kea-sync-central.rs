@@ -1,0 +1,2 @@
+//! kea-sync-central (placeholder until the central lands).
+fn main() {}

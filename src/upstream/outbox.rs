@@ -1,0 +1,443 @@
+//! The durable outbox: every upstream event is a file in `state_dir/outbox/`
+//! (temp file, fsync, rename, directory fsync) before any delivery attempt,
+//! and is deleted only after the receiver stored it. Names sort by service
+//! and sequence, so a restarted agent resumes in order.
+
+use super::config::OutboxLimits;
+use super::wire::{self, Identity};
+use crate::agent::event::SyncEvent;
+use crate::kea::Service;
+use indexmap::IndexMap;
+use serde_json::value::RawValue;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+/// The outbox shared by the services' pipelines and the pusher.
+pub type SharedOutbox = Arc<Mutex<Outbox>>;
+
+/// Why the outbox could not do its job.
+#[derive(Debug, thiserror::Error)]
+pub enum OutboxError {
+    #[error(
+        "outbox {path}: {source} (the state dir must be writable by the agent's user, and the disk not full)"
+    )]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// One queued event, described by its file name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub service: Service,
+    pub sequence: u64,
+    pub kind: String,
+    pub id: String,
+    /// The config body was dropped to respect the outbox's bounds.
+    pub trimmed: bool,
+    pub bytes: u64,
+}
+
+impl Entry {
+    /// `dhcp4.000000000042.applied.01J...[.trimmed].json`
+    pub fn file_name(&self) -> String {
+        let trimmed = if self.trimmed { ".trimmed" } else { "" };
+        format!(
+            "{}.{:012}.{}.{}{trimmed}.json",
+            self.service, self.sequence, self.kind, self.id
+        )
+    }
+
+    /// Reads an entry back from its file name; None for foreign files.
+    pub fn parse(name: &str, bytes: u64) -> Option<Entry> {
+        let stem = name.strip_suffix(".json")?;
+        let (stem, trimmed) = match stem.strip_suffix(".trimmed") {
+            Some(stem) => (stem, true),
+            None => (stem, false),
+        };
+        let mut parts = stem.split('.');
+        let service = parts.next()?.parse().ok()?;
+        let sequence = parts.next()?.parse().ok()?;
+        let kind = parts.next()?.to_string();
+        let id = parts.next()?.to_string();
+        parts.next().is_none().then_some(Entry {
+            service,
+            sequence,
+            kind,
+            id,
+            trimmed,
+            bytes,
+        })
+    }
+
+    fn carries_config(&self) -> bool {
+        !self.trimmed && matches!(self.kind.as_str(), "applied" | "snapshot" | "drift")
+    }
+}
+
+/// What to do to an entry to get back within bounds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Shrink {
+    /// Drop the config body, keep the metadata.
+    Trim(Entry),
+    /// Drop the whole event (logged and counted).
+    Drop(Entry),
+}
+
+/// Plans how to get `entries` (sorted oldest first) within `limits`: first
+/// the oldest config bodies that a newer config event of the same service
+/// supersedes give way, then, if still over, the oldest events. Pure.
+pub fn plan_shrink(entries: &[Entry], limits: OutboxLimits) -> Vec<Shrink> {
+    let mut count = entries.len();
+    let mut bytes: u64 = entries.iter().map(|e| e.bytes).sum();
+    let over = |count: usize, bytes: u64| count > limits.max_events || bytes > limits.max_bytes;
+    let mut plan = Vec::new();
+    if !over(count, bytes) {
+        return plan;
+    }
+    let mut trimmed = vec![false; entries.len()];
+    if bytes > limits.max_bytes {
+        for (i, entry) in entries.iter().enumerate() {
+            if bytes <= limits.max_bytes {
+                break;
+            }
+            let superseded = entries[i + 1..]
+                .iter()
+                .any(|later| later.service == entry.service && later.carries_config());
+            if entry.carries_config() && superseded {
+                // A trimmed event keeps about a kilobyte of metadata.
+                bytes = bytes.saturating_sub(entry.bytes.saturating_sub(1024));
+                trimmed[i] = true;
+                plan.push(Shrink::Trim(entry.clone()));
+            }
+        }
+    }
+    for (i, entry) in entries.iter().enumerate() {
+        if !over(count, bytes) {
+            break;
+        }
+        count -= 1;
+        bytes = bytes.saturating_sub(if trimmed[i] { 1024 } else { entry.bytes });
+        plan.retain(|step| step != &Shrink::Trim(entry.clone()));
+        plan.push(Shrink::Drop(entry.clone()));
+    }
+    plan
+}
+
+/// The outbox directory and the per-service sequence numbers.
+#[derive(Debug)]
+pub struct Outbox {
+    dir: PathBuf,
+    dead: PathBuf,
+    sequences_file: PathBuf,
+    sequences: BTreeMap<String, u64>,
+    limits: OutboxLimits,
+    identity: Identity,
+    /// Events dropped to respect the bounds since start.
+    pub dropped: u64,
+}
+
+impl Outbox {
+    /// Opens (creating) `state_dir/outbox` and `state_dir/dead`.
+    pub fn open(
+        state_dir: &Path,
+        limits: OutboxLimits,
+        identity: Identity,
+    ) -> Result<Outbox, OutboxError> {
+        let dir = state_dir.join("outbox");
+        let dead = state_dir.join("dead");
+        for d in [&dir, &dead] {
+            std::fs::create_dir_all(d).map_err(|source| OutboxError::Io {
+                path: d.clone(),
+                source,
+            })?;
+        }
+        let sequences_file = state_dir.join("sequences.json");
+        let mut sequences: BTreeMap<String, u64> = std::fs::read(&sequences_file)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default();
+        let mut outbox = Outbox {
+            dir,
+            dead,
+            sequences_file,
+            sequences: BTreeMap::new(),
+            limits,
+            identity,
+            dropped: 0,
+        };
+        // Never go backwards, even if sequences.json was lost.
+        for entry in outbox.entries()?.into_iter().chain(outbox.dead_entries()?) {
+            let seq = sequences
+                .entry(entry.service.name().to_string())
+                .or_default();
+            *seq = (*seq).max(entry.sequence);
+        }
+        outbox.sequences = sequences;
+        outbox.remove_temp_files();
+        Ok(outbox)
+    }
+
+    /// Queues an upstream event durably; returns None for outcomes that
+    /// stay local. The sequence number is persisted first, so it never
+    /// repeats even if the agent dies between the two writes.
+    pub fn enqueue(&mut self, event: &SyncEvent) -> Result<Option<Entry>, OutboxError> {
+        let Some(kind) = wire::kind_for(event.outcome) else {
+            return Ok(None);
+        };
+        let seq = self
+            .sequences
+            .entry(event.service.name().to_string())
+            .or_default();
+        *seq += 1;
+        let sequence = *seq;
+        let sequences = serde_json::to_vec(&self.sequences).unwrap_or_default();
+        write_durably(&self.sequences_file, &sequences)?;
+        let id = ulid::Ulid::new().to_string();
+        let Some(body) = wire::encode(event, &id, sequence, &self.identity, SystemTime::now())
+        else {
+            return Ok(None);
+        };
+        let entry = Entry {
+            service: event.service,
+            sequence,
+            kind: kind.to_string(),
+            id,
+            trimmed: false,
+            bytes: body.len() as u64,
+        };
+        write_durably(&self.dir.join(entry.file_name()), &body)?;
+        self.shrink()?;
+        Ok(Some(entry))
+    }
+
+    /// Every queued event, by service then sequence.
+    pub fn entries(&self) -> Result<Vec<Entry>, OutboxError> {
+        list(&self.dir)
+    }
+
+    fn dead_entries(&self) -> Result<Vec<Entry>, OutboxError> {
+        list(&self.dead)
+    }
+
+    /// The event's body.
+    pub fn read(&self, entry: &Entry) -> Result<Vec<u8>, OutboxError> {
+        let path = self.dir.join(entry.file_name());
+        std::fs::read(&path).map_err(|source| OutboxError::Io { path, source })
+    }
+
+    /// Forgets a delivered event.
+    pub fn remove(&self, entry: &Entry) -> Result<(), OutboxError> {
+        let path = self.dir.join(entry.file_name());
+        std::fs::remove_file(&path).map_err(|source| OutboxError::Io { path, source })?;
+        sync_dir(&self.dir)
+    }
+
+    /// Moves an event the receiver refused to `dead/`, its reply beside it.
+    pub fn bury(&self, entry: &Entry, reply: &str) -> Result<PathBuf, OutboxError> {
+        let from = self.dir.join(entry.file_name());
+        let to = self.dead.join(entry.file_name());
+        write_durably(
+            &self.dead.join(format!("{}.reply", entry.file_name())),
+            reply.as_bytes(),
+        )?;
+        std::fs::rename(&from, &to).map_err(|source| OutboxError::Io { path: from, source })?;
+        sync_dir(&self.dir)?;
+        Ok(to)
+    }
+
+    /// Applies `plan_shrink`, logging every body trimmed and event dropped.
+    fn shrink(&mut self) -> Result<(), OutboxError> {
+        let entries = self.entries()?;
+        for step in plan_shrink(&entries, self.limits) {
+            match step {
+                Shrink::Trim(entry) => {
+                    let body = self.read(&entry)?;
+                    let trimmed_body = trim_config(&body).unwrap_or(body);
+                    let trimmed = Entry {
+                        trimmed: true,
+                        bytes: trimmed_body.len() as u64,
+                        ..entry.clone()
+                    };
+                    write_durably(&self.dir.join(trimmed.file_name()), &trimmed_body)?;
+                    self.remove(&entry)?;
+                    tracing::warn!(event = %entry.id, service = %entry.service, sequence = entry.sequence,
+                        "outbox over its bounds: dropped the config body of a superseded {} event (metadata kept)", entry.kind);
+                }
+                Shrink::Drop(entry) => {
+                    self.remove(&entry)?;
+                    self.dropped += 1;
+                    tracing::error!(event = %entry.id, service = %entry.service, sequence = entry.sequence, dropped_total = self.dropped,
+                        "outbox over its bounds (max_outbox_events / max_outbox_bytes): dropped the oldest {} event", entry.kind);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn remove_temp_files(&self) {
+        for dir in [&self.dir, &self.dead] {
+            let Ok(read) = std::fs::read_dir(dir) else {
+                continue;
+            };
+            for entry in read.flatten() {
+                if entry.file_name().to_string_lossy().ends_with(".tmp") {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
+    }
+}
+
+/// The body without its `config`, marked so the receiver knows why.
+fn trim_config(body: &[u8]) -> Option<Vec<u8>> {
+    let mut top: IndexMap<String, Box<RawValue>> = serde_json::from_slice(body).ok()?;
+    top.shift_remove("config")?;
+    top.insert(
+        "config_dropped".into(),
+        serde_json::value::to_raw_value("outbox bounds: superseded by a newer config event")
+            .ok()?,
+    );
+    serde_json::to_vec(&top).ok()
+}
+
+fn list(dir: &Path) -> Result<Vec<Entry>, OutboxError> {
+    let read = std::fs::read_dir(dir).map_err(|source| OutboxError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let mut entries: Vec<Entry> = read
+        .flatten()
+        .filter_map(|e| {
+            let bytes = e.metadata().map(|m| m.len()).unwrap_or(0);
+            Entry::parse(&e.file_name().to_string_lossy(), bytes)
+        })
+        .collect();
+    entries.sort_by(|a, b| (a.service.name(), a.sequence).cmp(&(b.service.name(), b.sequence)));
+    Ok(entries)
+}
+
+/// Temp file, fsync, rename over, fsync of the directory.
+fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), OutboxError> {
+    let io = |source| OutboxError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let temp = dir.join(format!(
+        ".{}.tmp",
+        path.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
+    ));
+    let mut file = std::fs::File::create(&temp).map_err(io)?;
+    file.write_all(bytes).map_err(io)?;
+    file.sync_all().map_err(io)?;
+    std::fs::rename(&temp, path).map_err(io)?;
+    sync_dir(dir)
+}
+
+fn sync_dir(dir: &Path) -> Result<(), OutboxError> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|source| OutboxError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(service: Service, sequence: u64, kind: &str, bytes: u64) -> Entry {
+        Entry {
+            service,
+            sequence,
+            kind: kind.into(),
+            id: format!("ID{sequence}"),
+            trimmed: false,
+            bytes,
+        }
+    }
+
+    #[test]
+    fn names_round_trip() {
+        let e = entry(Service::Dhcp6, 42, "snapshot", 10);
+        assert_eq!(e.file_name(), "dhcp6.000000000042.snapshot.ID42.json");
+        assert_eq!(Entry::parse(&e.file_name(), 10), Some(e.clone()));
+        let t = Entry { trimmed: true, ..e };
+        assert_eq!(Entry::parse(&t.file_name(), 10), Some(t));
+        for foreign in [
+            ".dhcp4.1.applied.X.json.tmp",
+            "notes.txt",
+            "dhcp9.1.applied.X.json",
+            "dhcp4.x.applied.X.json",
+        ] {
+            assert_eq!(Entry::parse(foreign, 1), None, "{foreign}");
+        }
+    }
+
+    #[test]
+    fn within_bounds_nothing_happens() {
+        let entries = [entry(Service::Dhcp4, 1, "applied", 100)];
+        let limits = OutboxLimits {
+            max_events: 10,
+            max_bytes: 1000,
+        };
+        assert!(plan_shrink(&entries, limits).is_empty());
+    }
+
+    #[test]
+    fn superseded_bodies_give_way_before_any_event() {
+        let mb = 1_000_000;
+        let entries = [
+            entry(Service::Dhcp4, 1, "applied", 50 * mb),
+            entry(Service::Dhcp4, 2, "rejected", 1000),
+            entry(Service::Dhcp4, 3, "applied", 50 * mb),
+            entry(Service::Dhcp6, 1, "snapshot", 50 * mb),
+        ];
+        let limits = OutboxLimits {
+            max_events: 10,
+            max_bytes: 120 * mb,
+        };
+        // dhcp4 #1 is superseded by #3; dhcp6 #1 and dhcp4 #3 are the newest of their service.
+        assert_eq!(
+            plan_shrink(&entries, limits),
+            vec![Shrink::Trim(entries[0].clone())]
+        );
+    }
+
+    #[test]
+    fn over_count_drops_oldest_events() {
+        let entries: Vec<Entry> = (1..=5)
+            .map(|n| entry(Service::Dhcp4, n, "rejected", 100))
+            .collect();
+        let limits = OutboxLimits {
+            max_events: 3,
+            max_bytes: 1 << 30,
+        };
+        assert_eq!(
+            plan_shrink(&entries, limits),
+            vec![
+                Shrink::Drop(entries[0].clone()),
+                Shrink::Drop(entries[1].clone())
+            ]
+        );
+    }
+
+    #[test]
+    fn trim_keeps_metadata() {
+        let body = br#"{"id":"X","kind":"applied","config":{"Dhcp4":{}},"text":"t"}"#;
+        let trimmed: serde_json::Value =
+            serde_json::from_slice(&trim_config(body).expect("trim")).expect("json");
+        assert!(trimmed.get("config").is_none());
+        assert_eq!(trimmed["id"], "X");
+        assert!(trimmed["config_dropped"].is_string());
+    }
+}
