@@ -9,10 +9,11 @@ use super::decide;
 use super::event::{Outcome, SyncEvent};
 use super::state::StateStore;
 use super::sync::{Next, ServiceSync, Trigger};
+use super::systemd::Notifier;
 use crate::upstream::sink::SinkError;
 use crate::upstream::wire::Identity;
 use crate::upstream::{Outbox, OutboxError, Pusher, SharedOutbox};
-use crate::watch::{ConfigWatcher, WatchError, WatchSignal};
+use crate::watch::{BATCH_QUIET, ConfigWatcher, WatchError, WatchSignal};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -90,6 +91,8 @@ struct Slot {
     last_unreachable: Option<String>,
     /// The pending check also looks at Kea's memory (start-up, periodic, retry).
     full: bool,
+    /// The last outcome, for systemd's status line.
+    last_outcome: Option<Outcome>,
 }
 
 /// The running agent.
@@ -103,6 +106,8 @@ pub struct Daemon {
     outbox: SharedOutbox,
     wake: Arc<Notify>,
     pusher: Option<JoinHandle<()>>,
+    notifier: Notifier,
+    ready: bool,
 }
 
 impl Daemon {
@@ -133,6 +138,8 @@ impl Daemon {
             outbox,
             wake,
             pusher,
+            notifier: Notifier::from_env(),
+            ready: false,
         };
         daemon.watch_current_files();
         let now = Instant::now();
@@ -152,10 +159,12 @@ impl Daemon {
             interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             interval
         });
+        let mut watchdog = self.notifier.watchdog_interval().map(tokio::time::interval);
         loop {
             let next_due = self.slots.iter().filter_map(|s| s.due).min();
             tokio::select! {
                 () = stop_requested(&mut signals.terminate, &mut signals.interrupt) => break,
+                () = periodic_tick(watchdog.as_mut()) => self.notifier.watchdog(),
                 _ = signals.hangup.recv() => self.reload_agent_config(),
                 Some(signal) = self.watch_signals.recv() => self.on_watch_signal(signal),
                 () = periodic_tick(periodic.as_mut()) => {
@@ -171,6 +180,7 @@ impl Daemon {
                 }
             }
         }
+        self.notifier.stopping();
         tracing::info!("kea-sync-agent stopping");
     }
 
@@ -210,6 +220,7 @@ impl Daemon {
                 }
             };
             for event in checked.events {
+                slot.last_outcome = Some(event.outcome);
                 report(slot, event, self.events.as_ref());
             }
             match checked.next {
@@ -230,13 +241,46 @@ impl Daemon {
             }
         }
         self.watch_current_files();
+        let status = self.status_line();
+        if self.ready {
+            self.notifier.status(&status);
+        } else {
+            // Ready once the start-up check of every service has run.
+            self.ready = true;
+            self.notifier.ready(&status);
+        }
         keep_running
+    }
+
+    /// One line for `systemctl status`: each service's last outcome.
+    fn status_line(&self) -> String {
+        let services: Vec<String> = self
+            .slots
+            .iter()
+            .map(|slot| {
+                let outcome = slot.last_outcome.map(|o| format!("{o:?}").to_lowercase());
+                format!(
+                    "{}: {}",
+                    slot.sync.service,
+                    outcome.as_deref().unwrap_or("waiting")
+                )
+            })
+            .collect();
+        format!(
+            "watching {} file(s); {}",
+            self.slots
+                .iter()
+                .map(|s| s.sync.files().len())
+                .sum::<usize>(),
+            services.join(", ")
+        )
     }
 
     fn on_watch_signal(&mut self, signal: WatchSignal) {
         match signal {
             WatchSignal::Changed { paths, .. } => {
-                let settle = self.config.agent.settle;
+                // The watcher already saw BATCH_QUIET of quiet before reporting.
+                let settle = self.config.agent.settle.saturating_sub(BATCH_QUIET);
                 let mut matched = false;
                 for slot in &mut self.slots {
                     if slot.sync.files().iter().any(|f| paths.contains(f)) {
@@ -357,6 +401,7 @@ fn build_slots(
                 attempt: 0,
                 last_unreachable: None,
                 full: true,
+                last_outcome: None,
             })
         })
         .collect()

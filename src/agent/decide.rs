@@ -2,6 +2,7 @@
 //! table-driven test and the IO around them stays thin.
 
 use super::state::ServiceState;
+use crate::kea::Service;
 use std::time::{Duration, SystemTime};
 
 /// What reading the config files gave.
@@ -78,6 +79,25 @@ pub fn kea_loaded_current_files(
         Some(earliest) => newest_mtime < earliest,
         None => false,
     }
+}
+
+/// Keys Kea writes into every DHCPv4/v6 config it serializes (config-get,
+/// config-write) and people rarely write by hand.
+const KEA_WRITTEN_KEYS: [&str; 4] = [
+    "decline-probation-period",
+    "dhcp4o6-port",
+    "dhcp-queue-control",
+    "sanity-checks",
+];
+
+/// Whether a file with these service-map keys may be Kea's own config-write
+/// output (worth comparing with the in-memory config). D2 configs are small:
+/// always compare them.
+pub fn looks_written_by_kea(service: Service, keys: &[String]) -> bool {
+    service == Service::D2
+        || KEA_WRITTEN_KEYS
+            .iter()
+            .all(|k| keys.iter().any(|key| key == k))
 }
 
 /// Whether status-get after a config-reload shows the reconfiguration: its
@@ -250,6 +270,23 @@ mod tests {
             Duration::from_secs(5)
         ));
         assert!(!reload_took_effect(Duration::from_secs(3600), ms(5)));
+    }
+
+    #[test]
+    fn only_kea_written_files_are_compared_with_memory() {
+        let keys = |list: &[&str]| list.iter().map(|k| k.to_string()).collect::<Vec<_>>();
+        let written = keys(&[
+            "subnet4",
+            "decline-probation-period",
+            "dhcp4o6-port",
+            "dhcp-queue-control",
+            "sanity-checks",
+        ]);
+        let by_hand = keys(&["subnet4", "valid-lifetime", "interfaces-config"]);
+        assert!(looks_written_by_kea(Service::Dhcp4, &written));
+        assert!(looks_written_by_kea(Service::Dhcp6, &written));
+        assert!(!looks_written_by_kea(Service::Dhcp4, &by_hand));
+        assert!(looks_written_by_kea(Service::D2, &by_hand));
     }
 
     #[test]

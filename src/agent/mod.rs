@@ -8,3 +8,4 @@ pub mod decide;
 pub mod event;
 pub mod state;
 pub mod sync;
+pub mod systemd;

@@ -404,6 +404,11 @@ impl ServiceSync {
     /// a central did config-set + config-write).
     async fn equals_in_memory(&self, expanded: &Expanded) -> Result<bool, KeaError> {
         let key = self.service.config_key();
+        // A config-get costs seconds on large configs: only ask when the file
+        // looks like Kea wrote it.
+        if !decide::looks_written_by_kea(self.service, &service_keys(&expanded.json, key)) {
+            return Ok(false);
+        }
         let Ok(file) = expanded.to_value() else {
             return Ok(false);
         };
@@ -484,6 +489,19 @@ impl ServiceSync {
             config: None,
         }
     }
+}
+
+/// The keys of the service's map in an expanded config (top level only parsed).
+fn service_keys(json: &str, key: &str) -> Vec<String> {
+    type Raw = indexmap::IndexMap<String, Box<RawValue>>;
+    serde_json::from_str::<Raw>(json)
+        .ok()
+        .and_then(|top| {
+            top.get(key)
+                .and_then(|body| serde_json::from_str::<Raw>(body.get()).ok())
+        })
+        .map(|body| body.into_keys().collect())
+        .unwrap_or_default()
 }
 
 /// Puts the live config on the check's first event.

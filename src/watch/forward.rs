@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
 
 /// A burst ends after this long without events: one editor save arrives well within it.
-const QUIET: Duration = Duration::from_millis(25);
+pub const QUIET: Duration = Duration::from_millis(25);
 /// A burst is cut after this long, so a writer that never pauses still wakes the agent.
 const LONGEST: Duration = Duration::from_millis(250);
 

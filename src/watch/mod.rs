@@ -17,6 +17,8 @@ mod set;
 
 pub use batch::{Hint, relevant};
 pub use error::WatchError;
+/// Quiet time the watcher waits for before reporting a burst of events.
+pub use forward::QUIET as BATCH_QUIET;
 pub use set::{WatchSet, symlink_chain};
 
 use error::{WatchFailure, classify_start, classify_watch};
