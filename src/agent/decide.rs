@@ -65,12 +65,18 @@ pub fn first_step(read: &FileRead, state: &ServiceState, quiet_for: Duration) ->
 /// is status-get's `reload` (whole seconds since the last configuration).
 /// Kea's second granularity leaves a window in which the answer is unknown;
 /// there the file counts as newer, since a missed reload would leave the edit
-/// unapplied, while an extra one only costs a reload.
+/// unapplied, while an extra one only costs a reload. `started_at` is the Kea
+/// process's start when known precisely (same host, /proc) and Kea has not
+/// been reconfigured since: it read its files after that instant.
 pub fn kea_loaded_current_files(
     newest_mtime: SystemTime,
     now: SystemTime,
     since_reload: Duration,
+    started_at: Option<SystemTime>,
 ) -> bool {
+    if started_at.is_some_and(|start| newest_mtime < start) {
+        return true;
+    }
     let Some(loaded_at) = now.checked_sub(since_reload) else {
         return false;
     };
@@ -253,11 +259,15 @@ mod tests {
         ];
         for (name, mtime, since_reload, expected) in cases {
             assert_eq!(
-                kea_loaded_current_files(mtime, now, since_reload),
+                kea_loaded_current_files(mtime, now, since_reload, None),
                 expected,
                 "{name}"
             );
         }
+        // A precisely known process start settles the ambiguous second.
+        let started = Some(now - secs(3600) + Duration::from_millis(500));
+        assert!(kea_loaded_current_files(now - secs(3600), now, secs(3600), started));
+        assert!(!kea_loaded_current_files(now - secs(10), now, secs(3600), started));
     }
 
     #[test]

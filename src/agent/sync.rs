@@ -211,14 +211,13 @@ impl ServiceSync {
     ) -> Result<Checked, KeaError> {
         let status = self.channel.status_get().await?;
         let fresh_kea = self.meet(status.pid).await?;
-        let since_reload = seconds(status.reload);
-        if fresh_kea
-            && decide::kea_loaded_current_files(
-                newest_mtime(&expanded.files),
-                SystemTime::now(),
-                since_reload,
-            )
-        {
+        // Never reconfigured since it started: it read the files after its start.
+        let started_at = status
+            .pid
+            .filter(|_| status.reload.is_some() && status.reload == status.uptime)
+            .and_then(process_start);
+        let newest = newest_mtime(&expanded.files);
+        if fresh_kea && decide::kea_loaded_current_files(newest, SystemTime::now(), seconds(status.reload), started_at) {
             let live = self.live().await?;
             let text = "Kea loaded this content itself when it started";
             return Ok(self.in_sync_with_snapshot(read, live, text, detected_at));
@@ -509,6 +508,18 @@ fn attach(checked: &mut Checked, config: Arc<RawValue>) {
     if let Some(event) = checked.events.first_mut() {
         event.config = Some(config);
     }
+}
+
+/// When process `pid` started, from /proc (10 ms precision); None when it
+/// is not visible here (Kea on another host or in another pid namespace).
+fn process_start(pid: u32) -> Option<SystemTime> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Field 22 (starttime, clock ticks after boot), counted after the ")" of the name.
+    let start_ticks: f64 = stat.rsplit_once(')')?.1.split_whitespace().nth(19)?.parse().ok()?;
+    let uptime: f64 = std::fs::read_to_string("/proc/uptime").ok()?.split_whitespace().next()?.parse().ok()?;
+    // USER_HZ is 100 on every Linux architecture the agent runs on.
+    let age = uptime - start_ticks / 100.0;
+    SystemTime::now().checked_sub(Duration::from_secs_f64(age.max(0.0)))
 }
 
 /// status-get's whole seconds; missing counts as "long ago".
