@@ -736,3 +736,73 @@ fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
 }
+
+impl KeaServer {
+    /// Like [`KeaServer::start_with_file`], with extra daemon arguments after `-c FILE`
+    /// (e.g. `-p PORT`, so a DHCP socket on lo needs no port 67). [`KeaServer::restart`]
+    /// starts the daemon again without them.
+    pub fn start_with_args(service: Service, config_text: &str, args: &[&str]) -> KeaServer {
+        let tmp = new_temp_dir(service.binary());
+        let dir = tmp.path().to_path_buf();
+        let socket_path = dir.join(service.socket_file());
+        let text = config_text
+            .replace("@SOCKET@", &socket_path.to_string_lossy())
+            .replace("@DIR@", &dir.to_string_lossy());
+        let config_path = dir.join(format!("{}.conf", service.binary()));
+        fs::write(&config_path, text)
+            .unwrap_or_else(|e| panic!("write {}: {e}", config_path.display()));
+        let mut command = Command::new(require_binary(service.binary()));
+        command.arg("-c").arg(&config_path).args(args);
+        let daemon = Daemon::spawn(command, &dir);
+        let mut server = KeaServer {
+            socket_path,
+            log_path: dir.join("kea.log"),
+            config_path,
+            dir,
+            service,
+            daemon: Some(daemon),
+            tmp: Some(tmp),
+        };
+        server.wait_until_answering();
+        server
+    }
+
+    /// Waits for version-get like `spawn_and_wait`, for a daemon spawned by the caller.
+    fn wait_until_answering(&mut self) {
+        let timeout = start_timeout(&self.config_path);
+        let deadline = Instant::now() + timeout;
+        loop {
+            let answered = send_unix(&self.socket_path, r#"{"command":"version-get"}"#)
+                .ok()
+                .and_then(|reply| serde_json::from_slice::<Value>(&reply).ok())
+                .is_some_and(|reply| reply["result"] == 0);
+            if answered {
+                return;
+            }
+            if let Some(status) = self.daemon.as_mut().and_then(Daemon::exited) {
+                panic!(
+                    "{} exited during startup ({status})\n{}",
+                    self.service.binary(),
+                    self.log_tail()
+                );
+            }
+            assert!(
+                Instant::now() <= deadline,
+                "{} did not answer version-get on {} within {timeout:?}\n{}",
+                self.service.binary(),
+                self.socket_path.display(),
+                self.log_tail()
+            );
+            sleep(POLL);
+        }
+    }
+}
+
+/// Sends `signal` to process `pid` with kill(2); false when it failed (no such process).
+pub fn send_signal(pid: u32, signal: i32) -> bool {
+    let Ok(pid) = i32::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: plain kill(2); the callers signal processes they spawned and still own.
+    unsafe { kill(pid, signal) == 0 }
+}
