@@ -110,6 +110,8 @@ pub struct KeaServer {
     /// Where the default config's logger writes; stdout before loggers are set goes to dir/stdout.log.
     pub log_path: PathBuf,
     pub service: Service,
+    /// Extra daemon arguments after `-c FILE`.
+    args: Vec<String>,
     daemon: Option<Daemon>,
     tmp: Option<TempDir>,
 }
@@ -165,23 +167,30 @@ impl KeaServer {
         }
         let text = serde_json::to_string_pretty(&json!({ service.config_key(): config }))
             .expect("serialize Kea config");
-        Self::launch(service, tmp, &text)
+        Self::launch(service, tmp, &text, Vec::new())
     }
 
     /// Starts `service` from raw config text (comments, includes allowed), written as
     /// dir/kea-dhcp4.conf after replacing `@SOCKET@` with `socket_path` and `@DIR@` with `dir`.
     /// Log to `@DIR@/kea.log` for [`KeaServer::log`] and [`KeaServer::reload_count`] to see it.
     pub fn start_with_file(service: Service, config_text: &str) -> KeaServer {
+        Self::start_with_args(service, config_text, &[])
+    }
+
+    /// Like [`KeaServer::start_with_file`], with extra daemon arguments after `-c FILE`
+    /// (e.g. `-p PORT`, so a DHCP socket on lo needs no port 67); kept across restarts.
+    pub fn start_with_args(service: Service, config_text: &str, args: &[&str]) -> KeaServer {
         let tmp = new_temp_dir(service.binary());
         let dir = tmp.path().to_path_buf();
         let socket_path = dir.join(service.socket_file());
         let text = config_text
             .replace("@SOCKET@", &socket_path.to_string_lossy())
             .replace("@DIR@", &dir.to_string_lossy());
-        Self::launch(service, tmp, &text)
+        let args = args.iter().map(|a| a.to_string()).collect();
+        Self::launch(service, tmp, &text, args)
     }
 
-    fn launch(service: Service, tmp: TempDir, config_text: &str) -> KeaServer {
+    fn launch(service: Service, tmp: TempDir, config_text: &str, args: Vec<String>) -> KeaServer {
         let dir = tmp.path().to_path_buf();
         let config_path = dir.join(format!("{}.conf", service.binary()));
         fs::write(&config_path, config_text)
@@ -192,6 +201,7 @@ impl KeaServer {
             config_path,
             dir,
             service,
+            args,
             daemon: None,
             tmp: Some(tmp),
         };
@@ -203,7 +213,7 @@ impl KeaServer {
         // A SIGKILLed daemon leaves its socket file behind; never let it fake readiness.
         let _ = fs::remove_file(&self.socket_path);
         let mut command = Command::new(require_binary(self.service.binary()));
-        command.arg("-c").arg(&self.config_path);
+        command.arg("-c").arg(&self.config_path).args(&self.args);
         // Store the daemon before waiting so it is killed if the wait panics.
         self.daemon = Some(Daemon::spawn(command, &self.dir));
         let timeout = start_timeout(&self.config_path);
@@ -735,67 +745,6 @@ fn base64(input: &[u8]) -> String {
 fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
-}
-
-impl KeaServer {
-    /// Like [`KeaServer::start_with_file`], with extra daemon arguments after `-c FILE`
-    /// (e.g. `-p PORT`, so a DHCP socket on lo needs no port 67). [`KeaServer::restart`]
-    /// starts the daemon again without them.
-    pub fn start_with_args(service: Service, config_text: &str, args: &[&str]) -> KeaServer {
-        let tmp = new_temp_dir(service.binary());
-        let dir = tmp.path().to_path_buf();
-        let socket_path = dir.join(service.socket_file());
-        let text = config_text
-            .replace("@SOCKET@", &socket_path.to_string_lossy())
-            .replace("@DIR@", &dir.to_string_lossy());
-        let config_path = dir.join(format!("{}.conf", service.binary()));
-        fs::write(&config_path, text)
-            .unwrap_or_else(|e| panic!("write {}: {e}", config_path.display()));
-        let mut command = Command::new(require_binary(service.binary()));
-        command.arg("-c").arg(&config_path).args(args);
-        let daemon = Daemon::spawn(command, &dir);
-        let mut server = KeaServer {
-            socket_path,
-            log_path: dir.join("kea.log"),
-            config_path,
-            dir,
-            service,
-            daemon: Some(daemon),
-            tmp: Some(tmp),
-        };
-        server.wait_until_answering();
-        server
-    }
-
-    /// Waits for version-get like `spawn_and_wait`, for a daemon spawned by the caller.
-    fn wait_until_answering(&mut self) {
-        let timeout = start_timeout(&self.config_path);
-        let deadline = Instant::now() + timeout;
-        loop {
-            let answered = send_unix(&self.socket_path, r#"{"command":"version-get"}"#)
-                .ok()
-                .and_then(|reply| serde_json::from_slice::<Value>(&reply).ok())
-                .is_some_and(|reply| reply["result"] == 0);
-            if answered {
-                return;
-            }
-            if let Some(status) = self.daemon.as_mut().and_then(Daemon::exited) {
-                panic!(
-                    "{} exited during startup ({status})\n{}",
-                    self.service.binary(),
-                    self.log_tail()
-                );
-            }
-            assert!(
-                Instant::now() <= deadline,
-                "{} did not answer version-get on {} within {timeout:?}\n{}",
-                self.service.binary(),
-                self.socket_path.display(),
-                self.log_tail()
-            );
-            sleep(POLL);
-        }
-    }
 }
 
 /// Sends `signal` to process `pid` with kill(2); false when it failed (no such process).
