@@ -85,13 +85,16 @@ pub struct Batch {
 }
 
 impl Batch {
-    /// Adds one event as classified against `set`.
-    pub fn add(&mut self, event: &Event, set: &WatchSet) {
+    /// Adds one event as classified against `set`; false when it concerns
+    /// nothing watched (a neighbour file, a read).
+    pub fn add(&mut self, event: &Event, set: &WatchSet) -> bool {
         if event.need_rescan() {
             self.rescan = true;
-            return;
+            return true;
         }
-        for (file, hint) in relevant(&event.kind, &event.paths, set) {
+        let relevant = relevant(&event.kind, &event.paths, set);
+        let any = !relevant.is_empty();
+        for (file, hint) in relevant {
             let previous = self.files.get(&file).copied();
             let folded = match (previous, hint) {
                 (Some(previous), Hint::Meta) => previous,
@@ -100,6 +103,7 @@ impl Batch {
             };
             self.files.insert(file, folded);
         }
+        any
     }
 
     /// Events were lost: the agent must re-check everything.

@@ -85,12 +85,26 @@ fn forward(events: &Receiver<BackendMsg>, shared: &Shared, signals: &UnboundedSe
     // Blocks without cost while nothing happens.
     while let Ok(first) = events.recv() {
         let mut batch = Batch::default();
-        take(first, &mut batch, shared);
+        // Events about unwatched neighbours (a log file polled next door)
+        // neither start a burst nor keep one open.
+        if !take(first, &mut batch, shared) {
+            continue;
+        }
         let cut = Instant::now() + LONGEST;
+        let mut quiet_until = Instant::now() + QUIET;
         let ended = loop {
-            let wait = QUIET.min(cut.saturating_duration_since(Instant::now()));
+            let wait = quiet_until
+                .min(cut)
+                .saturating_duration_since(Instant::now());
+            if wait.is_zero() {
+                break false;
+            }
             match events.recv_timeout(wait) {
-                Ok(msg) => take(msg, &mut batch, shared),
+                Ok(msg) => {
+                    if take(msg, &mut batch, shared) {
+                        quiet_until = Instant::now() + QUIET;
+                    }
+                }
                 Err(RecvTimeoutError::Timeout) => break false,
                 Err(RecvTimeoutError::Disconnected) => break true,
             }
@@ -107,7 +121,8 @@ fn forward(events: &Receiver<BackendMsg>, shared: &Shared, signals: &UnboundedSe
     }
 }
 
-fn take(msg: BackendMsg, batch: &mut Batch, shared: &Shared) {
+/// Folds one message into the batch; true when it concerned the watched set.
+fn take(msg: BackendMsg, batch: &mut Batch, shared: &Shared) -> bool {
     match msg {
         BackendMsg::Event(Ok(event)) => {
             tracing::trace!(?event, "file event");
@@ -119,19 +134,21 @@ fn take(msg: BackendMsg, batch: &mut Batch, shared: &Shared) {
                     .lost
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
-                    .extend(lost);
+                    .extend(lost.clone());
             }
-            batch.add(&event, &set);
+            batch.add(&event, &set) || !lost.is_empty()
         }
         BackendMsg::Event(Err(error)) => {
             tracing::warn!(%error, "file watcher failed; it will be recreated");
             shared.failed.store(true, Ordering::SeqCst);
             batch.lost_events();
+            true
         }
         BackendMsg::Died => {
             tracing::warn!("file watcher's event loop died; it will be recreated");
             shared.dead.store(true, Ordering::SeqCst);
             batch.lost_events();
+            true
         }
     }
 }
