@@ -168,18 +168,35 @@ def summary(ms):
     return {"p50": pct(ms, 50), "p95": pct(ms, 95), "p99": pct(ms, 99), "n": len(ms)}
 
 
-def edit_series(kea, edits, start_lifetime, settle_first=0.3, gap=0.25):
-    """Makes `edits` renames, each waited to be live; returns edit-to-live ms."""
-    out = []
+def central_sequence(url):
+    """The newest event sequence the central stored for dhcp4 (0 before any)."""
+    import urllib.request
+    with urllib.request.urlopen(url + "/v1/servers", timeout=10) as r:
+        servers = json.load(r)["servers"]
+    return max([s["last_sequence"] for s in servers if s["service"] == "dhcp4"] or [0])
+
+
+def edit_series(kea, edits, start_lifetime, gap=0.25, central_url=None):
+    """Makes `edits` renames, each waited to be live (and stored by the central);
+    returns edit-to-live ms, edit-to-central ms."""
+    live, stored = [], []
     lifetime = start_lifetime
     for _ in range(edits):
         lifetime += 1
         before = len(kea.reloads()[0])
+        seq = central_sequence(central_url) if central_url else 0
         t0 = kea.write(lifetime)
         times = wait_reloads(kea, before + 1, 120)
-        out.append((times[before] - t0) * 1000)
+        live.append((times[before] - t0) * 1000)
+        if central_url:
+            deadline = time.time() + 60
+            while central_sequence(central_url) <= seq:
+                if time.time() > deadline:
+                    raise SystemExit("the central did not store the event")
+                time.sleep(0.003)
+            stored.append((time.time() - t0) * 1000)
         time.sleep(gap)
-    return out, lifetime
+    return live, stored, lifetime
 
 
 def proc_stats(pid):
@@ -235,11 +252,33 @@ def idle(pid, seconds):
     return {"cpu_s": b[0] - a[0], "wakeups": b[1] - a[1], "rss_kb": b[2], "hwm_kb": b[3]}
 
 
-def start_agent(agent, work, kea, settle_ms):
+def start_central(binary, work):
+    """kea-sync-central on SQLite on a free loopback port; returns (process, url)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    logf = open(os.path.join(work, "central.log"), "w")
+    p = subprocess.Popen([binary, "serve", "--db", "sqlite://" + os.path.join(work, "central.db"),
+                          "--listen", "127.0.0.1:%d" % port], stdout=logf, stderr=logf)
+    url = "http://127.0.0.1:%d" % port
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            central_sequence(url)
+            return p, url
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit("kea-sync-central did not start; see " + os.path.join(work, "central.log"))
+
+
+def start_agent(agent, work, kea, settle_ms, central_url=None):
     toml = os.path.join(work, "agent.toml")
     with open(toml, "w") as f:
         f.write('[agent]\nstate_dir = "%s"\nsettle_ms = %d\n[[service]]\nname = "dhcp4"\nconfig_file = "%s"\n'
                 % (os.path.join(work, "state"), settle_ms, kea.conf))
+        if central_url:
+            f.write('[upstream]\nurl = "%s/v1/events"\n' % central_url)
     logf = open(os.path.join(work, "agent.log"), "w")
     p = subprocess.Popen([agent, "run", "--config", toml], stdout=logf, stderr=logf)
     # Ready: its start-up check is logged.
@@ -280,6 +319,7 @@ def main():
     ap.add_argument("--settle-ms", type=int, default=50)
     ap.add_argument("--naive", action="store_true")
     ap.add_argument("--storm", action="store_true")
+    ap.add_argument("--central", help="kea-sync-central binary: also measure edit to event stored (SQLite)")
     args = ap.parse_args()
 
     work = tempfile.mkdtemp(prefix="kea-bench-")
@@ -308,7 +348,7 @@ def main():
         if args.naive:
             log("naive loop: %d edits" % args.edits)
             naive = start_naive(kea)
-            ms, lifetime = edit_series(kea, args.edits, lifetime)
+            ms, _, lifetime = edit_series(kea, args.edits, lifetime)
             results["naive"] = summary(ms)
             if args.idle:
                 log("naive loop idle %d s" % args.idle)
@@ -323,11 +363,14 @@ def main():
             stop_group(naive)
 
         log("agent: %d edits" % args.edits)
-        agent = start_agent(args.agent, work, kea, args.settle_ms)
+        central, central_url = start_central(args.central, work) if args.central else (None, None)
+        agent = start_agent(args.agent, work, kea, args.settle_ms, central_url)
         try:
             time.sleep(0.5)
-            ms, lifetime = edit_series(kea, args.edits, lifetime)
+            ms, stored, lifetime = edit_series(kea, args.edits, lifetime, central_url=central_url)
             results["agent"] = summary(ms)
+            if stored:
+                results["agent_to_central"] = summary(stored)
             before_fail = kea.reloads()[1]
             before_ok = len(kea.reloads()[0])
             kea.write(lifetime + 1, valid=False)
@@ -364,6 +407,9 @@ def main():
         finally:
             agent.terminate()
             agent.wait(10)
+            if central:
+                central.terminate()
+                central.wait(10)
     finally:
         kea.stop()
         if os.environ.get("KEEP_BENCH_DIR"):
