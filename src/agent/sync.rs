@@ -217,7 +217,14 @@ impl ServiceSync {
             .filter(|_| status.reload.is_some() && status.reload == status.uptime)
             .and_then(process_start);
         let newest = newest_mtime(&expanded.files);
-        if fresh_kea && decide::kea_loaded_current_files(newest, SystemTime::now(), seconds(status.reload), started_at) {
+        if fresh_kea
+            && decide::kea_loaded_current_files(
+                newest,
+                SystemTime::now(),
+                seconds(status.reload),
+                started_at,
+            )
+        {
             let live = self.live().await?;
             let text = "Kea loaded this content itself when it started";
             return Ok(self.in_sync_with_snapshot(read, live, text, detected_at));
@@ -304,7 +311,7 @@ impl ServiceSync {
             return Ok(Vec::new());
         }
         let live = self.live().await?;
-        if self.state.pushed_hash.as_deref() == Some(live.hash.as_str()) {
+        if !self.upstream_lacks(&live.hash) {
             self.state.config_hash = Some(live.hash);
             return Ok(Vec::new());
         }
@@ -328,6 +335,21 @@ impl ServiceSync {
         Ok(checked.events)
     }
 
+    /// Whether the upstream has not got the config with Kea hash `hash`: not
+    /// the last one a receiver stored, nor the one still queued for it (a
+    /// config event refused into dead/ does not count as delivered).
+    fn upstream_lacks(&self, hash: &str) -> bool {
+        let pushed = self.state.pushed_hash.as_deref() == Some(hash);
+        match &self.outbox {
+            Some((outbox, _)) => {
+                let outbox = lock(outbox);
+                outbox.last_delivered(self.service) != Some(hash)
+                    && !(pushed && outbox.has_queued_config(self.service))
+            }
+            None => !pushed,
+        }
+    }
+
     /// Records the Kea process talked to; true when it is a new one.
     async fn meet(&mut self, pid: Option<u32>) -> Result<bool, KeaError> {
         let fresh = self.kea_pid != pid || self.kea_version.is_none();
@@ -347,7 +369,7 @@ impl ServiceSync {
         text: &str,
         detected_at: SystemTime,
     ) -> Checked {
-        let needs_snapshot = self.state.pushed_hash.as_deref() != Some(live.hash.as_str());
+        let needs_snapshot = self.upstream_lacks(&live.hash);
         let mut checked = self.done(
             Outcome::InSync,
             read,
@@ -515,8 +537,19 @@ fn attach(checked: &mut Checked, config: Arc<RawValue>) {
 fn process_start(pid: u32) -> Option<SystemTime> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Field 22 (starttime, clock ticks after boot), counted after the ")" of the name.
-    let start_ticks: f64 = stat.rsplit_once(')')?.1.split_whitespace().nth(19)?.parse().ok()?;
-    let uptime: f64 = std::fs::read_to_string("/proc/uptime").ok()?.split_whitespace().next()?.parse().ok()?;
+    let start_ticks: f64 = stat
+        .rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(19)?
+        .parse()
+        .ok()?;
+    let uptime: f64 = std::fs::read_to_string("/proc/uptime")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
     // USER_HZ is 100 on every Linux architecture the agent runs on.
     let age = uptime - start_ticks / 100.0;
     SystemTime::now().checked_sub(Duration::from_secs_f64(age.max(0.0)))

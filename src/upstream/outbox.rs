@@ -140,6 +140,9 @@ pub struct Outbox {
     identity: Identity,
     /// Events dropped to respect the bounds since start.
     pub dropped: u64,
+    delivered_file: PathBuf,
+    /// Per service, Kea's config hash of the last config event a receiver stored.
+    delivered: BTreeMap<String, String>,
 }
 
 impl Outbox {
@@ -162,6 +165,11 @@ impl Outbox {
             .ok()
             .and_then(|bytes| serde_json::from_slice(&bytes).ok())
             .unwrap_or_default();
+        let delivered_file = state_dir.join("delivered.json");
+        let delivered = std::fs::read(&delivered_file)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default();
         let mut outbox = Outbox {
             dir,
             dead,
@@ -170,6 +178,8 @@ impl Outbox {
             limits,
             identity,
             dropped: 0,
+            delivered_file,
+            delivered,
         };
         // Never go backwards, even if sequences.json was lost.
         for entry in outbox.entries()?.into_iter().chain(outbox.dead_entries()?) {
@@ -236,6 +246,46 @@ impl Outbox {
         let path = self.dir.join(entry.file_name());
         std::fs::remove_file(&path).map_err(|source| OutboxError::Io { path, source })?;
         sync_dir(&self.dir)
+    }
+
+    /// Records that the receivers stored `entry` (whose body is `body`): for
+    /// config events, its config hash becomes the service's last delivered.
+    pub fn mark_delivered(&mut self, entry: &Entry, body: &[u8]) -> Result<(), OutboxError> {
+        if !matches!(entry.kind.as_str(), "applied" | "snapshot" | "drift") {
+            return Ok(());
+        }
+        #[derive(serde::Deserialize)]
+        struct Hash {
+            config_hash: Option<String>,
+        }
+        let Some(hash) = serde_json::from_slice::<Hash>(body)
+            .ok()
+            .and_then(|h| h.config_hash)
+        else {
+            return Ok(());
+        };
+        self.delivered
+            .insert(entry.service.name().to_string(), hash);
+        write_durably(
+            &self.delivered_file,
+            &serde_json::to_vec(&self.delivered).unwrap_or_default(),
+        )
+    }
+
+    /// Kea's config hash of the last config event of `service` a receiver stored.
+    pub fn last_delivered(&self, service: Service) -> Option<&str> {
+        self.delivered.get(service.name()).map(String::as_str)
+    }
+
+    /// Whether a config event of `service` is still waiting for delivery.
+    pub fn has_queued_config(&self, service: Service) -> bool {
+        self.entries()
+            .map(|entries| {
+                entries
+                    .iter()
+                    .any(|e| e.service == service && e.carries_config())
+            })
+            .unwrap_or(false)
     }
 
     /// Moves an event the receiver refused to `dead/`, its reply beside it.

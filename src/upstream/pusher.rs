@@ -176,7 +176,11 @@ impl Pusher {
             tracing::info!("upstream delivery works again");
         }
         tracing::debug!(event = %entry.id, service = %entry.service, sequence = entry.sequence, kind = %entry.kind, "delivered upstream");
-        if let Err(error) = lock(&self.outbox).remove(entry) {
+        let mut outbox = lock(&self.outbox);
+        if let Err(error) = outbox
+            .mark_delivered(entry, &body)
+            .and_then(|()| outbox.remove(entry))
+        {
             tracing::error!("{error}");
         }
         None

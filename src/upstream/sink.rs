@@ -118,6 +118,7 @@ pub struct HttpSink {
     url: String,
     client: reqwest::Client,
     token: Option<String>,
+    timeout: Duration,
 }
 
 impl std::fmt::Debug for HttpSink {
@@ -149,6 +150,7 @@ impl HttpSink {
             url: config.url.clone(),
             client,
             token,
+            timeout: config.timeout,
         })
     }
 
@@ -159,9 +161,12 @@ impl HttpSink {
 
     /// POSTs one event.
     pub async fn post(&self, id: &str, body: &[u8]) -> Disposition {
+        // Large configs take time to upload and store: a MiB a second on top.
+        let timeout = self.timeout + Duration::from_secs((body.len() >> 20) as u64);
         let mut request = self
             .client
             .post(&self.url)
+            .timeout(timeout)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header("Idempotency-Key", id)
             .header(
