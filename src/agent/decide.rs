@@ -266,8 +266,18 @@ mod tests {
         }
         // A precisely known process start settles the ambiguous second.
         let started = Some(now - secs(3600) + Duration::from_millis(500));
-        assert!(kea_loaded_current_files(now - secs(3600), now, secs(3600), started));
-        assert!(!kea_loaded_current_files(now - secs(10), now, secs(3600), started));
+        assert!(kea_loaded_current_files(
+            now - secs(3600),
+            now,
+            secs(3600),
+            started
+        ));
+        assert!(!kea_loaded_current_files(
+            now - secs(10),
+            now,
+            secs(3600),
+            started
+        ));
     }
 
     #[test]
