@@ -1,5 +1,7 @@
 pub mod accounts;
 pub mod agent;
+#[cfg(feature = "central")]
+pub mod central;
 pub mod cli;
 pub mod dialect;
 pub mod kea;

@@ -1,0 +1,201 @@
+//! The HTTP face of the central: `POST /v1/events` (the upstream contract),
+//! the JSON read API (`read.rs`) and the web page (`../web`), served over
+//! plain TCP or TLS until the shutdown future completes.
+
+mod read;
+
+use super::ingest::{Accepted, Central, IngestError};
+use super::store::Stored;
+use super::tls::TlsListener;
+use super::web;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::connect_info::Connected;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::serve::IncomingStream;
+use serde_json::json;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+pub(crate) use read::load_diff;
+
+/// Why serving stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot serve on {addr}: {source}")]
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
+}
+
+/// Serves `central` on `listener` (TLS when `tls` is given) until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    central: Arc<Central>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let addr = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|_| "?".into());
+    let fail = |source| ServeError::Listen {
+        addr: addr.clone(),
+        source,
+    };
+    let app = router(central);
+    match tls {
+        None => {
+            let service = app.into_make_service_with_connect_info::<Peer>();
+            axum::serve(listener, service)
+                .with_graceful_shutdown(shutdown)
+                .await
+                .map_err(fail)
+        }
+        Some(acceptor) => {
+            let listener = TlsListener::new(listener, acceptor).map_err(fail)?;
+            let service = app.into_make_service_with_connect_info::<Peer>();
+            axum::serve(listener, service)
+                .with_graceful_shutdown(shutdown)
+                .await
+                .map_err(fail)
+        }
+    }
+}
+
+/// Every route of the central.
+pub fn router(central: Arc<Central>) -> Router {
+    Router::new()
+        .route("/v1/events", post(post_event))
+        .route("/v1/servers", get(read::servers))
+        .route(
+            "/v1/servers/{server}/{service}/versions",
+            get(read::versions),
+        )
+        .route(
+            "/v1/servers/{server}/{service}/versions/{number}",
+            get(read::version),
+        )
+        .route("/v1/servers/{server}/{service}/diff", get(read::diff))
+        .route("/v1/servers/{server}/{service}/events", get(read::events))
+        .route("/v1/stats", get(read::stats))
+        .route("/healthz", get(read::healthz))
+        .merge(web::routes())
+        .with_state(central)
+}
+
+/// The client's address, over TCP or TLS.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub SocketAddr);
+
+impl Connected<IncomingStream<'_, TcpListener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, TcpListener>) -> Peer {
+        Peer(*stream.remote_addr())
+    }
+}
+
+impl Connected<IncomingStream<'_, TlsListener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, TlsListener>) -> Peer {
+        Peer(*stream.remote_addr())
+    }
+}
+
+async fn post_event(
+    State(central): State<Arc<Central>>,
+    ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match central.ingest(&headers, body).await {
+        Ok(accepted) => answer_accepted(accepted),
+        Err(error) => {
+            let status = error.status();
+            match &error {
+                IngestError::Store(_) => tracing::error!(%peer, status = status.as_u16(),
+                    "database unavailable, answered 503 so the agent retries: {error}"),
+                IngestError::Internal(_) => {
+                    tracing::error!(%peer, status = status.as_u16(), "event not stored: {error}")
+                }
+                _ => tracing::warn!(%peer, status = status.as_u16(), "event refused: {error}"),
+            }
+            ApiError {
+                status,
+                message: error.to_string(),
+                field: error.field().map(str::to_string),
+            }
+            .into_response()
+        }
+    }
+}
+
+fn answer_accepted(accepted: Accepted) -> Response {
+    let Accepted {
+        id,
+        server,
+        service,
+        kind,
+        stored,
+    } = accepted;
+    let status = match stored {
+        Stored::New => {
+            tracing::info!(%id, %server, %service, kind = kind.as_str(), "stored event");
+            StatusCode::CREATED
+        }
+        Stored::Repeat => {
+            tracing::info!(%id, %server, %service, "event already stored, nothing stored again");
+            StatusCode::OK
+        }
+    };
+    let body =
+        json!({"id": id, "server": server, "service": service, "stored": stored == Stored::New});
+    (status, axum::Json(body)).into_response()
+}
+
+/// A JSON error answer: `{"error": "...", "field": "..."}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+    pub field: Option<String>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+            field: None,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = json!({"error": self.message});
+        if let Some(field) = self.field {
+            body["field"] = json!(field);
+        }
+        let mut response = (self.status, axum::Json(body)).into_response();
+        let headers = response.headers_mut();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl From<super::store::StoreError> for ApiError {
+    fn from(error: super::store::StoreError) -> ApiError {
+        tracing::error!("database unavailable, answered 503: {error}");
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, error.to_string())
+    }
+}

@@ -1,0 +1,208 @@
+//! The JSON read API: the fleet, each server's versions and events, one
+//! version's config, the diff of two versions, storage figures, health.
+
+use super::ApiError;
+use crate::central::diff::{Change, ChangeKind, diff_configs};
+use crate::central::ingest::Central;
+use crate::central::store::{Store, VersionInfo};
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::value::RawValue;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+type Params = Query<HashMap<String, String>>;
+
+/// Versions per page unless `limit` says otherwise, and the most a page holds.
+const DEFAULT_LIMIT: i64 = 50;
+const MAX_LIMIT: i64 = 1000;
+
+pub async fn servers(State(central): State<Arc<Central>>) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!({"servers": central.store.servers().await?})))
+}
+
+pub async fn versions(
+    State(central): State<Arc<Central>>,
+    Path((server, service)): Path<(String, String)>,
+    Query(params): Params,
+) -> Result<Json<Value>, ApiError> {
+    let limit = limit_param(&params)?;
+    let before = int_param(&params, "before")?;
+    known_server(&central.store, &server, &service).await?;
+    let versions = central
+        .store
+        .versions(&server, &service, before, limit)
+        .await?;
+    let next_before = match versions.last() {
+        Some(last) if versions.len() as i64 == limit && last.number > 1 => Some(last.number),
+        _ => None,
+    };
+    Ok(Json(
+        json!({"server": server, "service": service, "versions": versions, "next_before": next_before}),
+    ))
+}
+
+pub async fn version(
+    State(central): State<Arc<Central>>,
+    Path((server, service, number)): Path<(String, String, String)>,
+) -> Result<Response, ApiError> {
+    let number = parse_int("version number", &number)?;
+    let Some(stored) = central.store.version(&server, &service, number).await? else {
+        return Err(not_found(format!(
+            "no version {number} of {server}/{service}"
+        )));
+    };
+    #[derive(Serialize)]
+    struct Answer {
+        server: String,
+        service: String,
+        version: VersionInfo,
+        config: Box<RawValue>,
+    }
+    let config = RawValue::from_string(stored.config_json).map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("stored config is not JSON: {e}"),
+        )
+    })?;
+    Ok(Json(Answer {
+        server,
+        service,
+        version: stored.info,
+        config,
+    })
+    .into_response())
+}
+
+pub async fn diff(
+    State(central): State<Arc<Central>>,
+    Path((server, service)): Path<(String, String)>,
+    Query(params): Params,
+) -> Result<Json<Value>, ApiError> {
+    let from = int_param(&params, "from")?
+        .ok_or_else(|| bad_request("query parameter `from` (a version number) is required"))?;
+    let to = int_param(&params, "to")?
+        .ok_or_else(|| bad_request("query parameter `to` (a version number) is required"))?;
+    let (from, to, changes) = load_diff(&central.store, &server, &service, from, to).await?;
+    let count = |kind| changes.iter().filter(|c| c.kind == kind).count();
+    let summary = json!({
+        "added": count(ChangeKind::Added),
+        "removed": count(ChangeKind::Removed),
+        "changed": count(ChangeKind::Changed),
+    });
+    Ok(Json(
+        json!({"server": server, "service": service, "from": from, "to": to, "summary": summary, "changes": changes}),
+    ))
+}
+
+pub async fn events(
+    State(central): State<Arc<Central>>,
+    Path((server, service)): Path<(String, String)>,
+    Query(params): Params,
+) -> Result<Json<Value>, ApiError> {
+    let limit = limit_param(&params)?;
+    known_server(&central.store, &server, &service).await?;
+    let events = central.store.events(&server, &service, limit).await?;
+    Ok(Json(
+        json!({"server": server, "service": service, "events": events}),
+    ))
+}
+
+pub async fn stats(State(central): State<Arc<Central>>) -> Result<Json<Value>, ApiError> {
+    Ok(Json(
+        json!({"backend": central.store.backend(), "storage": central.store.stats().await?}),
+    ))
+}
+
+pub async fn healthz(State(central): State<Arc<Central>>) -> Response {
+    let backend = central.store.backend();
+    match central.store.ping().await {
+        Ok(()) => Json(json!({"status": "ok", "database": backend})).into_response(),
+        Err(error) => {
+            tracing::error!("health check: {error}");
+            let body =
+                json!({"status": "unavailable", "database": backend, "error": error.to_string()});
+            (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+        }
+    }
+}
+
+/// Versions `from` and `to` of a server and service with the changes between them.
+pub(crate) async fn load_diff(
+    store: &Store,
+    server: &str,
+    service: &str,
+    from: i64,
+    to: i64,
+) -> Result<(VersionInfo, VersionInfo, Vec<Change>), ApiError> {
+    let missing = |n: i64| not_found(format!("no version {n} of {server}/{service}"));
+    let old = store
+        .version(server, service, from)
+        .await?
+        .ok_or_else(|| missing(from))?;
+    let new = store
+        .version(server, service, to)
+        .await?
+        .ok_or_else(|| missing(to))?;
+    let (old_info, new_info) = (old.info.clone(), new.info.clone());
+    let changes = tokio::task::spawn_blocking(move || -> Result<Vec<Change>, serde_json::Error> {
+        let before: Value = serde_json::from_str(&old.config_json)?;
+        let after: Value = serde_json::from_str(&new.config_json)?;
+        Ok(diff_configs(&before, &after))
+    })
+    .await
+    .map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("diff failed: {e}"),
+        )
+    })?
+    .map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("stored config is not JSON: {e}"),
+        )
+    })?;
+    Ok((old_info, new_info, changes))
+}
+
+async fn known_server(store: &Store, server: &str, service: &str) -> Result<(), ApiError> {
+    match store.server(server, service).await? {
+        Some(_) => Ok(()),
+        None => Err(not_found(format!("no events from {server}/{service}"))),
+    }
+}
+
+fn limit_param(params: &HashMap<String, String>) -> Result<i64, ApiError> {
+    match int_param(params, "limit")? {
+        None => Ok(DEFAULT_LIMIT),
+        Some(limit) if (1..=MAX_LIMIT).contains(&limit) => Ok(limit),
+        Some(_) => Err(bad_request(format!(
+            "query parameter `limit` must be 1 to {MAX_LIMIT}"
+        ))),
+    }
+}
+
+fn int_param(params: &HashMap<String, String>, name: &str) -> Result<Option<i64>, ApiError> {
+    match params.get(name).map(String::as_str) {
+        None | Some("") => Ok(None),
+        Some(text) => parse_int(&format!("query parameter `{name}`"), text).map(Some),
+    }
+}
+
+fn parse_int(what: &str, text: &str) -> Result<i64, ApiError> {
+    text.parse()
+        .map_err(|_| bad_request(format!("{what} must be an integer, got {text:?}")))
+}
+
+fn bad_request(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, message)
+}
+
+fn not_found(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, message)
+}

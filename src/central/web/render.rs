@@ -1,0 +1,375 @@
+//! The pages as pure functions of what the store answered: the fleet, one
+//! server's history, the diff of two versions.
+
+use super::html::{ago, escape, page, segment, server_href, shorten};
+use crate::central::diff::{Category, Change, ChangeKind};
+use crate::central::store::{EventInfo, ServerSummary, VersionInfo};
+use crate::central::time::format_millis;
+use std::fmt::Write;
+
+/// A server that sent nothing for this long is shown as silent.
+pub const SILENT_AFTER_MS: i64 = 24 * 3600 * 1000;
+
+/// The most changes a diff page lists (the JSON API has them all).
+pub const MAX_CHANGES_SHOWN: usize = 2000;
+
+/// A server's status, worst first: the colour of its row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Rejected,
+    Drift,
+    Silent,
+    NoConfigYet,
+    InSync,
+}
+
+impl Status {
+    /// Open reject beats open drift beats silence.
+    pub fn of(server: &ServerSummary, now_ms: i64) -> Status {
+        if server.reject_open {
+            Status::Rejected
+        } else if server.drift_open {
+            Status::Drift
+        } else if now_ms - server.last_seen_ms > SILENT_AFTER_MS {
+            Status::Silent
+        } else if server.version.is_none() {
+            Status::NoConfigYet
+        } else {
+            Status::InSync
+        }
+    }
+
+    fn pill(self) -> &'static str {
+        match self {
+            Status::Rejected => "<span class=\"pill rejected\">edit rejected</span>",
+            Status::Drift => "<span class=\"pill drift\">drift</span>",
+            Status::Silent => "<span class=\"pill silent\">silent</span>",
+            Status::NoConfigYet => "<span class=\"pill new\">no config yet</span>",
+            Status::InSync => "<span class=\"pill ok\">in sync</span>",
+        }
+    }
+}
+
+/// `/`: every server and service with its status.
+pub fn fleet(servers: &[ServerSummary], now_ms: i64) -> String {
+    let statuses: Vec<Status> = servers.iter().map(|s| Status::of(s, now_ms)).collect();
+    let count = |status| statuses.iter().filter(|s| **s == status).count();
+    let mut body = String::from("<h1>Fleet</h1>");
+    let _ = write!(
+        body,
+        "<p class=\"counts\"><span>{} server/service pairs</span><span>{} in sync</span><span>{} drift</span>\
+         <span>{} rejected</span><span>{} silent</span></p>",
+        servers.len(),
+        count(Status::InSync),
+        count(Status::Drift),
+        count(Status::Rejected),
+        count(Status::Silent)
+    );
+    if servers.is_empty() {
+        body.push_str("<p class=\"muted\">No events received yet. Point an agent's <code>[upstream] url</code> at <code>/v1/events</code>.</p>");
+        return page("Fleet", &body);
+    }
+    body.push_str(
+        "<table><tr><th>Status</th><th>Server</th><th>Service</th><th>Version</th><th>Last applied</th>\
+         <th>Last seen</th><th>Last event</th></tr>",
+    );
+    for (server, status) in servers.iter().zip(statuses) {
+        let applied = server
+            .last_applied_ms
+            .map_or("–".to_string(), |ms| ago(now_ms, ms));
+        let _ = write!(
+            body,
+            "<tr><td>{}</td><td><a href=\"{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td title=\"{}\">{}</td>\
+             <td><span class=\"pill {kind}\">{kind}</span> <span class=\"muted\">{}</span></td></tr>",
+            status.pill(),
+            escape(&server_href(&server.server, &server.service)),
+            escape(&server.server),
+            escape(&server.service),
+            server.version.map_or("–".to_string(), |v| v.to_string()),
+            applied,
+            format_millis(server.last_seen_ms),
+            ago(now_ms, server.last_seen_ms),
+            escape(&shorten(&server.last_text, 90)),
+            kind = escape(&server.last_event_kind),
+        );
+    }
+    body.push_str("</table>");
+    page("Fleet", &body)
+}
+
+/// `/servers/{server}/{service}`: state, versions (with diff links) and recent events.
+pub fn server(
+    summary: &ServerSummary,
+    versions: &[VersionInfo],
+    events: &[EventInfo],
+    now_ms: i64,
+) -> String {
+    let (name, service) = (&summary.server, &summary.service);
+    let mut body = format!(
+        "<h1>{} / {} {}</h1>",
+        escape(name),
+        escape(service),
+        Status::of(summary, now_ms).pill()
+    );
+    body.push_str("<table class=\"facts\">");
+    let facts = [
+        ("Agent host", summary.agent_host.clone()),
+        ("Agent version", summary.agent_version.clone()),
+        (
+            "Kea version",
+            summary.kea_version.clone().unwrap_or_default(),
+        ),
+        (
+            "Current version",
+            summary.version.map(|v| v.to_string()).unwrap_or_default(),
+        ),
+        (
+            "Content hash",
+            summary.content_hash.clone().unwrap_or_default(),
+        ),
+        (
+            "Kea config hash",
+            summary.config_hash.clone().unwrap_or_default(),
+        ),
+        (
+            "Last seen",
+            format!(
+                "{} ({})",
+                format_millis(summary.last_seen_ms),
+                ago(now_ms, summary.last_seen_ms)
+            ),
+        ),
+        (
+            "Last event",
+            format!(
+                "{} #{}: {}",
+                summary.last_event_kind, summary.last_sequence, summary.last_text
+            ),
+        ),
+    ];
+    for (label, value) in facts {
+        let _ = write!(
+            body,
+            "<tr><td>{label}</td><td class=\"mono\">{}</td></tr>",
+            escape(&value)
+        );
+    }
+    body.push_str("</table>");
+    let base = server_href(name, service);
+    if versions.len() >= 2 {
+        let options = |selected: i64| {
+            versions.iter().fold(String::new(), |mut out, v| {
+                let mark = if v.number == selected {
+                    " selected"
+                } else {
+                    ""
+                };
+                let _ = write!(
+                    out,
+                    "<option value=\"{n}\"{mark}>{n}</option>",
+                    n = v.number
+                );
+                out
+            })
+        };
+        let _ = write!(
+            body,
+            "<form method=\"get\" action=\"{}/diff\">Compare version <select name=\"from\">{}</select> with \
+             <select name=\"to\">{}</select> <button type=\"submit\">Show diff</button></form>",
+            escape(&base),
+            options(versions[1].number),
+            options(versions[0].number)
+        );
+    }
+    body.push_str("<h2>Versions</h2>");
+    if versions.is_empty() {
+        body.push_str("<p class=\"muted\">No applied or snapshot config received yet.</p>");
+    } else {
+        body.push_str("<table><tr><th>#</th><th>Kind</th><th>Applied</th><th>Received</th><th>Size</th><th>Content hash</th><th></th></tr>");
+        for v in versions {
+            let diff = if v.number > 1 {
+                format!(
+                    "<a href=\"{}/diff?from={}&amp;to={}\">diff with {}</a>",
+                    escape(&base),
+                    v.number - 1,
+                    v.number,
+                    v.number - 1
+                )
+            } else {
+                String::new()
+            };
+            let json = format!(
+                "/v1/servers/{}/{}/versions/{}",
+                segment(name),
+                segment(service),
+                v.number
+            );
+            let _ = write!(
+                body,
+                "<tr><td>{}</td><td><span class=\"pill {kind}\">{kind}</span></td><td>{}</td><td>{}</td><td>{} bytes</td>\
+                 <td class=\"mono\">{}</td><td>{diff} <a href=\"{}\">JSON</a></td></tr>",
+                v.number,
+                v.applied_ms.map(format_millis).unwrap_or_default(),
+                format_millis(v.received_ms),
+                v.json_bytes,
+                escape(&shorten(&v.content_hash, 16)),
+                escape(&json),
+                kind = escape(&v.kind),
+            );
+        }
+        body.push_str("</table>");
+    }
+    body.push_str("<h2>Recent changes</h2><table><tr><th>Received</th><th>Kind</th><th>Seq</th><th>Version</th><th>Kea's text</th></tr>");
+    for e in events {
+        let _ = write!(
+            body,
+            "<tr><td title=\"{}\">{}</td><td><span class=\"pill {kind}\">{kind}</span></td><td>{}</td><td>{}</td><td class=\"mono\">{}</td></tr>",
+            format_millis(e.received_ms),
+            ago(now_ms, e.received_ms),
+            e.sequence,
+            e.version.map(|v| v.to_string()).unwrap_or_default(),
+            escape(&shorten(&e.text, 400)),
+            kind = escape(&e.kind),
+        );
+    }
+    body.push_str("</table>");
+    page(&format!("{name} / {service}"), &body)
+}
+
+/// `/servers/{server}/{service}/diff?from=&to=`: the changes, grouped by category.
+pub fn diff(
+    server: &str,
+    service: &str,
+    from: &VersionInfo,
+    to: &VersionInfo,
+    changes: &[Change],
+) -> String {
+    let mut body = format!(
+        "<h1><a href=\"{}\">{} / {}</a>: version {} → {}</h1>",
+        escape(&server_href(server, service)),
+        escape(server),
+        escape(service),
+        from.number,
+        to.number
+    );
+    let count = |kind| changes.iter().filter(|c| c.kind == kind).count();
+    let _ = write!(
+        body,
+        "<p class=\"counts\"><span class=\"added\">{} added</span><span class=\"removed\">{} removed</span>\
+         <span class=\"changed\">{} changed</span><span class=\"muted\">{} ({}) → {} ({})</span></p>",
+        count(ChangeKind::Added),
+        count(ChangeKind::Removed),
+        count(ChangeKind::Changed),
+        escape(&shorten(&from.content_hash, 12)),
+        format_millis(from.received_ms),
+        escape(&shorten(&to.content_hash, 12)),
+        format_millis(to.received_ms),
+    );
+    if changes.is_empty() {
+        body.push_str("<p>The two versions have the same content.</p>");
+    }
+    let shown = &changes[..changes.len().min(MAX_CHANGES_SHOWN)];
+    for category in Category::ALL {
+        let rows: Vec<&Change> = shown.iter().filter(|c| c.category == category).collect();
+        if rows.is_empty() {
+            continue;
+        }
+        let _ = write!(
+            body,
+            "<h2>{} ({})</h2><table class=\"diff\"><tr><th></th><th>Where</th><th>Before</th><th>After</th></tr>",
+            category.title(),
+            rows.len()
+        );
+        for change in rows {
+            let (sign, class) = match change.kind {
+                ChangeKind::Added => ("+ added", "added"),
+                ChangeKind::Removed => ("− removed", "removed"),
+                ChangeKind::Changed => ("~ changed", "changed"),
+            };
+            let value = |v: &Option<serde_json::Value>| {
+                v.as_ref()
+                    .map(|v| escape(&shorten(&v.to_string(), 300)))
+                    .unwrap_or_default()
+            };
+            let _ = write!(
+                body,
+                "<tr><td class=\"{class}\">{sign}</td><td>{}</td><td class=\"mono\">{}</td><td class=\"mono\">{}</td></tr>",
+                escape(&change.path_text()),
+                value(&change.before),
+                value(&change.after),
+            );
+        }
+        body.push_str("</table>");
+    }
+    if changes.len() > shown.len() {
+        let _ = write!(
+            body,
+            "<p class=\"muted\">{} more changes not shown; the JSON API lists them all.</p>",
+            changes.len() - shown.len()
+        );
+    }
+    page(
+        &format!("{server} / {service} diff {} → {}", from.number, to.number),
+        &body,
+    )
+}
+
+/// A page saying what went wrong.
+pub fn error(message: &str) -> String {
+    page(
+        "Error",
+        &format!(
+            "<h1>Sorry</h1><p>{}</p><p><a href=\"/\">Back to the fleet</a></p>",
+            escape(message)
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(name: &str) -> ServerSummary {
+        ServerSummary {
+            server: name.into(),
+            service: "dhcp4".into(),
+            version: Some(2),
+            content_hash: Some("ab".repeat(32)),
+            config_hash: None,
+            kea_version: Some("2.2.0".into()),
+            agent_host: name.into(),
+            agent_version: "0.1.0".into(),
+            last_applied_ms: Some(1_000),
+            last_seen_ms: 1_000,
+            last_event_kind: "applied".into(),
+            last_event_id: "01HZY5P6J8K9M0N1P2Q3R4S5T6".into(),
+            last_sequence: 4,
+            last_text: "<reloaded>".into(),
+            drift_open: false,
+            reject_open: false,
+        }
+    }
+
+    #[test]
+    fn status_worst_first() {
+        let mut s = summary("kea1");
+        assert_eq!(Status::of(&s, 2_000), Status::InSync);
+        assert_eq!(Status::of(&s, 2_000 + SILENT_AFTER_MS), Status::Silent);
+        s.drift_open = true;
+        assert_eq!(Status::of(&s, 2_000), Status::Drift);
+        s.reject_open = true;
+        assert_eq!(Status::of(&s, 2_000), Status::Rejected);
+        s = summary("kea1");
+        s.version = None;
+        assert_eq!(Status::of(&s, 2_000), Status::NoConfigYet);
+    }
+
+    #[test]
+    fn user_data_is_escaped() {
+        let html = fleet(&[summary("<script>alert(1)</script>")], 2_000);
+        assert!(!html.contains("<script>alert"), "{html}");
+        assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+        assert!(html.contains("&lt;reloaded&gt;"));
+        assert!(html.contains("/servers/%3Cscript%3Ealert%281%29%3C%2Fscript%3E/dhcp4"));
+    }
+}

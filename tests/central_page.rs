@@ -1,0 +1,93 @@
+//! The web page in a real browser: headless Chromium renders the fleet, a
+//! server's history and a diff; screenshots land in target/tmp for a look.
+#![cfg(feature = "central")]
+
+mod central_support;
+
+use central_support::{Backend, TestDb, TestServer, config_a, config_b, event};
+use std::path::PathBuf;
+use std::process::Command;
+
+fn chromium(args: &[&str], url: &str) -> std::process::Output {
+    let profile = tempfile::tempdir().expect("should succeed");
+    let output = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+        ])
+        .args([
+            "--disable-component-update",
+            "--disable-sync",
+            "--window-size=1200,900",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(args)
+        .arg(url)
+        .output();
+    output.unwrap_or_else(|e| {
+        panic!("chromium is not installed ({e}): run scripts/install-deps as root")
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_render_in_headless_chromium() {
+    let db = TestDb::new(Backend::Sqlite);
+    let central = db.central(None, 64 << 20).await;
+    for (n, host, kind, config) in [
+        (1, "kea-north", "applied", Some(config_a())),
+        (2, "kea-north", "applied", Some(config_b())),
+        (3, "kea-north", "rejected", None),
+        (4, "kea-south<script>", "snapshot", Some(config_a())),
+        (5, "kea-south<script>", "drift", None),
+        (6, "kea-east", "snapshot", Some(config_b())),
+    ] {
+        let body = serde_json::to_vec(&event(n, host, kind, n, config)).expect("should succeed");
+        central
+            .ingest(&Default::default(), body.into())
+            .await
+            .expect("should succeed");
+    }
+    let server = TestServer::start(central, None).await;
+
+    let dom = chromium(&["--dump-dom"], &server.url("/"));
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    assert!(
+        dom.contains("kea-north") && dom.contains("kea-east"),
+        "{dom}"
+    );
+    assert!(
+        dom.contains("kea-south&lt;script&gt;") && !dom.contains("kea-south<script>"),
+        "{dom}"
+    );
+    assert!(dom.contains("edit rejected") && dom.contains("drift") && dom.contains("in sync"));
+
+    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("central-screenshots");
+    std::fs::create_dir_all(&shots).expect("should succeed");
+    for (name, path) in [
+        ("fleet", "/"),
+        ("server", "/servers/kea-north/dhcp4"),
+        ("diff", "/servers/kea-north/dhcp4/diff?from=1&to=2"),
+    ] {
+        let file = shots.join(format!("{name}.png"));
+        let _ = std::fs::remove_file(&file);
+        let output = chromium(
+            &[&format!("--screenshot={}", file.display())],
+            &server.url(path),
+        );
+        let png = std::fs::read(&file).unwrap_or_else(|_| {
+            panic!(
+                "no screenshot of {path}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+        });
+        assert!(
+            png.starts_with(b"\x89PNG") && png.len() > 10_000,
+            "{path}: {} bytes",
+            png.len()
+        );
+        eprintln!("screenshot of {path}: {}", file.display());
+    }
+    server.stop().await;
+}
