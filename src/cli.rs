@@ -210,7 +210,7 @@ async fn run(args: &AgentArgs) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(error) => {
-            tracing::error!("{error}");
+            // One line: under systemd it is the journal line naming file and line.
             eprintln!("error: {error}");
             ExitCode::from(EXIT_BAD_INPUT)
         }

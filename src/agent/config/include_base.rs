@@ -62,7 +62,7 @@ pub(super) fn running_daemon_cwd(
                 return Some(cwd);
             }
             Err(error) => {
-                tracing::warn!(pid = ?name, %error, "cannot read the working directory of {binary} (run the agent as Kea's user); assuming / as include base");
+                tracing::info!(pid = ?name, %error, "cannot read the working directory of {binary} (the kernel hides it from processes without Kea's capabilities); assuming / as include base, as under systemd; set include_base to override");
                 return None;
             }
         }
