@@ -3,6 +3,7 @@
 
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 /// Why the tokens file cannot be used.
@@ -47,18 +48,29 @@ impl Tokens {
                 path: path.to_path_buf(),
             });
         }
+        let mode = std::fs::metadata(path).map_or(0, |m| m.permissions().mode());
+        if mode & 0o004 != 0 {
+            tracing::warn!(
+                "tokens file {} is readable by every user: chmod 600 it",
+                path.display()
+            );
+        }
         Ok(tokens)
     }
 
-    /// Parses `NAME TOKEN` lines (`#` starts a comment); errors carry the line number.
+    /// Parses `NAME TOKEN` lines (a word starting with `#` starts a comment);
+    /// errors carry the line number.
     pub fn parse(text: &str) -> Result<Tokens, (usize, String)> {
         let mut by_digest = HashMap::new();
-        for (index, raw) in text.lines().enumerate() {
-            let line = raw.split('#').next().unwrap_or("").trim();
-            if line.is_empty() {
+        for (index, line) in text.lines().enumerate() {
+            // A comment starts with `#` at the start of a word, so tokens may contain `#`.
+            let fields: Vec<&str> = line
+                .split_whitespace()
+                .take_while(|field| !field.starts_with('#'))
+                .collect();
+            if fields.is_empty() {
                 continue;
             }
-            let fields: Vec<&str> = line.split_whitespace().collect();
             let [name, token] = fields[..] else {
                 return Err((index + 1, "expected `NAME TOKEN`".to_string()));
             };
@@ -98,9 +110,10 @@ mod tests {
 
     #[test]
     fn parses_names_tokens_and_comments() {
-        let tokens =
-            Tokens::parse("# fleet\nkea1 s3cret\n\n  kea2\tother # lab\n").expect("should succeed");
-        assert_eq!(tokens.len(), 2);
+        let text = "# fleet\nkea1 s3cret\n\n  kea2\tother # lab\nkea3 a#b #c\n";
+        let tokens = Tokens::parse(text).expect("tokens");
+        assert_eq!(tokens.len(), 3);
+        assert_eq!(tokens.name_of("a#b"), Some("kea3"));
         assert_eq!(tokens.name_of("s3cret"), Some("kea1"));
         assert_eq!(tokens.name_of("other"), Some("kea2"));
         assert_eq!(tokens.name_of("nope"), None);
