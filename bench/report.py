@@ -36,11 +36,11 @@ def latency_table(r, title):
         out.append(row("kea-sync-agent, edit to event stored by kea-sync-central (SQLite)", r["agent_to_central"], floor))
     out.append("")
     a, f, v = r["agent"]["p50"], floor["p50"], r["validate"]["p50"]
-    out.append("Agent p50 %.1f ms against floor + validation + settle_ms (50) + 10 ms = %.1f ms" % (a, f + v + 60))
+    line = "Agent p50 %.1f ms against floor + validation + settle_ms (50) + 10 ms = %.1f ms" % (a, f + v + 60)
     if "naive" in r:
-        out.append("; agent / naive loop at p50: %.2f (the difference is validation and settling: "
-                   "the naive loop reloads broken files, the agent never does)" % (a / r["naive"]["p50"]))
-    out.append(".")
+        line += ("; agent / naive loop at p50: %.2f (the difference is validation and settling: "
+                 "the naive loop reloads broken files, the agent never does)" % (a / r["naive"]["p50"]))
+    out.append(line + ".")
     return out
 
 
