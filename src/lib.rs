@@ -4,6 +4,7 @@ pub mod agent;
 pub mod central;
 pub mod cli;
 pub mod dialect;
+pub mod digest;
 pub mod kea;
 pub mod upstream;
 pub mod validate;

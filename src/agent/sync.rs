@@ -13,6 +13,7 @@ use super::decide::{self, FileRead, FirstStep};
 use super::event::{Outcome, SyncEvent};
 use super::state::{ServiceState, StateStore};
 use crate::dialect::{self, Expanded, Style};
+use crate::digest::{hex, sha256_hex};
 use crate::kea::{ConfigHash, ControlChannel, KeaError, Service};
 use crate::upstream::SharedOutbox;
 use crate::upstream::pusher::lock;
@@ -446,7 +447,7 @@ impl ServiceSync {
         let in_memory = self.channel.config_get().await?;
         let hash = match in_memory.hash {
             Some(hash) => hash,
-            None => hex(&Sha256::digest(in_memory.config.get().as_bytes())),
+            None => sha256_hex(in_memory.config.get().as_bytes()),
         };
         Ok(Live {
             hash,
@@ -572,9 +573,4 @@ fn newest_mtime(files: &[PathBuf]) -> SystemTime {
 
 fn mtime(path: &Path) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
-}
-
-/// Lowercase hex of a digest.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -5,7 +5,6 @@
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Number, Value};
-use sha2::{Digest, Sha256};
 use std::borrow::Cow;
 use std::fmt;
 
@@ -47,15 +46,7 @@ pub fn canonical_json(value: &Value) -> String {
     CanonicalConfig::of(value).json
 }
 
-/// Lower-case hex SHA-256 of `bytes`.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    let digest = Sha256::digest(bytes);
-    digest.iter().fold(String::with_capacity(64), |mut hex, b| {
-        let _ = write!(hex, "{b:02x}");
-        hex
-    })
-}
+pub use crate::digest::sha256_hex;
 
 /// A JSON value whose strings borrow from the input when they can.
 enum Node<'a> {

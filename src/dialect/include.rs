@@ -224,8 +224,7 @@ impl<'t> IncludeStack<'t> {
     /// Every file read, top-level first, each once.
     pub(super) fn into_files(self) -> (Vec<PathBuf>, String) {
         let digest = self.digest.finalize();
-        let hex = digest.iter().map(|b| format!("{b:02x}")).collect();
-        (self.files, hex)
+        (self.files, crate::digest::hex(&digest))
     }
 }
 
