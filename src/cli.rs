@@ -204,7 +204,7 @@ async fn run(args: &AgentArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match Daemon::start(args.config.as_deref(), None) {
+    match Daemon::start(args.config.as_deref()) {
         Ok(daemon) => {
             daemon.run(signals).await;
             ExitCode::SUCCESS

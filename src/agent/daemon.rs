@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::Notify;
-use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -102,7 +102,6 @@ pub struct Daemon {
     slots: Vec<Slot>,
     watcher: ConfigWatcher,
     watch_signals: UnboundedReceiver<WatchSignal>,
-    events: Option<UnboundedSender<SyncEvent>>,
     outbox: SharedOutbox,
     wake: Arc<Notify>,
     pusher: Option<JoinHandle<()>>,
@@ -113,10 +112,7 @@ pub struct Daemon {
 impl Daemon {
     /// Loads the agent config and starts watching. Every service is checked
     /// at once: the start-up catch-up.
-    pub fn start(
-        config_path: Option<&Path>,
-        events: Option<UnboundedSender<SyncEvent>>,
-    ) -> Result<Daemon, DaemonError> {
+    pub fn start(config_path: Option<&Path>) -> Result<Daemon, DaemonError> {
         let config = AgentConfig::from_cli(config_path)?;
         let outbox = Outbox::open(
             &config.agent.state_dir,
@@ -134,7 +130,6 @@ impl Daemon {
             slots,
             watcher,
             watch_signals,
-            events,
             outbox,
             wake,
             pusher,
@@ -221,7 +216,7 @@ impl Daemon {
             };
             for event in checked.events {
                 slot.last_outcome = Some(event.outcome);
-                report(slot, event, self.events.as_ref());
+                report(slot, event);
             }
             match checked.next {
                 Next::Idle => slot.attempt = 0,
@@ -413,8 +408,9 @@ fn make_due(slot: &mut Slot, delay: Duration) {
     slot.detected_at.get_or_insert_with(SystemTime::now);
 }
 
-/// Logs an event (an unreachable Kea once per distinct cause) and sends it on.
-fn report(slot: &mut Slot, event: SyncEvent, events: Option<&UnboundedSender<SyncEvent>>) {
+/// Logs an event (an unreachable Kea once per distinct cause); upstream
+/// delivery goes through the outbox, written by the service pipeline.
+fn report(slot: &mut Slot, event: SyncEvent) {
     if event.outcome == Outcome::Unreachable {
         if slot.last_unreachable.as_deref() == Some(event.text.as_str()) {
             tracing::debug!(service = %event.service, "still unreachable: {}", event.text);
@@ -425,10 +421,6 @@ fn report(slot: &mut Slot, event: SyncEvent, events: Option<&UnboundedSender<Syn
         slot.last_unreachable = None;
     }
     event.log();
-    if let Some(events) = events {
-        // A closed receiver means nobody wants events: not an error here.
-        let _ = events.send(event);
-    }
 }
 
 async fn sleep_until(due: Option<Instant>) {
