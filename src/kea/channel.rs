@@ -70,7 +70,8 @@ impl ControlChannel {
                 ControlChannel::Unix(unix) => unix.exchange(command).await?,
                 ControlChannel::Http(http) => http.exchange(command).await?,
             };
-            match Reply::parse(&body) {
+            let len = body.len();
+            match Reply::parse(body) {
                 Ok(reply) => return Ok(reply),
                 Err(why) if attempt < attempts => {
                     tracing::warn!(endpoint = %self.endpoint(), command = command.name(), %why, "garbled reply from Kea, asking again");
@@ -80,7 +81,7 @@ impl ControlChannel {
                     return Err(KeaError::BadReply {
                         endpoint: self.endpoint(),
                         command: command.name().to_string(),
-                        why: format!("{} bytes that are {why}", body.len()),
+                        why: format!("{len} bytes that are {why}"),
                     });
                 }
             }
@@ -126,7 +127,7 @@ impl ControlChannel {
         let arguments = reply
             .arguments
             .ok_or_else(|| self.bad_reply(&Command::ConfigGet, "a reply without arguments"))?;
-        let (config, hash) = strip_hash(&arguments).map_err(|e| {
+        let (config, hash) = strip_hash(arguments).map_err(|e| {
             self.bad_reply(
                 &Command::ConfigGet,
                 &format!("arguments that are not a map ({e})"),

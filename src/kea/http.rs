@@ -87,7 +87,8 @@ impl HttpControl {
             .await
             .map_err(|e| self.request_error(&e, command))?;
         match status.as_u16() {
-            200..=299 => Ok(body.to_vec()),
+            // Takes the buffer over when reqwest holds it alone (no copy).
+            200..=299 => Ok(Vec::from(body)),
             code @ (401 | 403) => Err(KeaError::Unauthorized {
                 url: self.url.clone(),
                 status: code,

@@ -4,6 +4,7 @@
 use indexmap::IndexMap;
 use serde::Deserialize;
 use serde_json::value::RawValue;
+use std::ops::Range;
 
 /// What Kea's `result` code says happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -68,13 +69,14 @@ pub struct Reply {
     pub arguments: Option<Box<RawValue>>,
 }
 
+/// A reply as read, `arguments` still pointing into the body.
 #[derive(Deserialize)]
-struct WireReply {
+struct WireReply<'a> {
     result: i64,
     #[serde(default)]
     text: Option<String>,
-    #[serde(default)]
-    arguments: Option<Box<RawValue>>,
+    #[serde(default, borrow)]
+    arguments: Option<&'a RawValue>,
 }
 
 /// Why a reply body could not be read as a Kea reply.
@@ -96,28 +98,42 @@ impl std::fmt::Display for BadReply {
 impl Reply {
     /// Reads a reply body: a single object (unix socket) or a list of them
     /// (kea-ctrl-agent, direct HTTP sockets), of which the first is ours.
-    pub(crate) fn parse(body: &[u8]) -> Result<Reply, BadReply> {
-        let trimmed = body.trim_ascii_start();
-        let wire: WireReply = if trimmed.first() == Some(&b'[') {
-            let mut list: Vec<WireReply> =
-                serde_json::from_slice(trimmed).map_err(BadReply::NotJson)?;
-            if list.is_empty() {
-                return Err(BadReply::NotAReply("an empty list".into()));
-            }
-            list.swap_remove(0)
-        } else {
-            serde_json::from_slice(trimmed).map_err(|e| {
-                if e.is_data() {
-                    BadReply::NotAReply(format!("JSON without a numeric 'result' ({e})"))
-                } else {
-                    BadReply::NotJson(e)
+    /// The arguments keep the body's buffer: a config-get of tens of MB is
+    /// held once, not copied.
+    pub(crate) fn parse(body: Vec<u8>) -> Result<Reply, BadReply> {
+        let (outcome, text, arguments) = {
+            let trimmed = body.trim_ascii_start();
+            let wire: WireReply = if trimmed.first() == Some(&b'[') {
+                let mut list: Vec<WireReply> =
+                    serde_json::from_slice(trimmed).map_err(BadReply::NotJson)?;
+                if list.is_empty() {
+                    return Err(BadReply::NotAReply("an empty list".into()));
                 }
-            })?
+                list.swap_remove(0)
+            } else {
+                serde_json::from_slice(trimmed).map_err(|e| {
+                    if e.is_data() {
+                        BadReply::NotAReply(format!("JSON without a numeric 'result' ({e})"))
+                    } else {
+                        BadReply::NotJson(e)
+                    }
+                })?
+            };
+            let arguments = wire.arguments.map(|raw| span(&body, raw.get()));
+            (
+                Outcome::from_code(wire.result),
+                wire.text.unwrap_or_default(),
+                arguments,
+            )
+        };
+        let arguments = match arguments {
+            Some(range) => Some(raw_in_place(body, range).map_err(BadReply::NotJson)?),
+            None => None,
         };
         Ok(Reply {
-            outcome: Outcome::from_code(wire.result),
-            text: wire.text.unwrap_or_default(),
-            arguments: wire.arguments,
+            outcome,
+            text,
+            arguments,
         })
     }
 
@@ -142,18 +158,65 @@ impl Reply {
 
 /// Removes the top-level `hash` key from config-get's arguments, which
 /// config-test and config-set refuse ("Unsupported 'hash' parameter.").
-/// Returns the cleaned arguments and the hash, if there was one.
+/// Returns the cleaned arguments and the hash, if there was one. The text
+/// is edited in place: a config of tens of MB is never copied.
 pub fn strip_hash(
-    arguments: &RawValue,
+    arguments: Box<RawValue>,
 ) -> Result<(Box<RawValue>, Option<String>), serde_json::Error> {
     // Only the top level is parsed; the (possibly huge) config stays raw.
-    let mut top: IndexMap<String, Box<RawValue>> = serde_json::from_str(arguments.get())?;
-    let hash = match top.shift_remove("hash") {
-        Some(raw) => Some(serde_json::from_str::<String>(raw.get())?),
-        None => None,
+    let (hash, cut) = {
+        let text = arguments.get();
+        let top: IndexMap<String, &RawValue> = serde_json::from_str(text)?;
+        let Some((index, _, raw)) = top.get_full("hash") else {
+            return Ok((arguments, None));
+        };
+        let hash = serde_json::from_str::<String>(raw.get())?;
+        let value = span(text.as_bytes(), raw.get());
+        (hash, member_span(text, &top, index, value))
     };
-    let cleaned = serde_json::value::to_raw_value(&top)?;
-    Ok((cleaned, hash))
+    let mut text = String::from(Box::<str>::from(arguments));
+    text.replace_range(cut, "");
+    Ok((RawValue::from_string(text)?, Some(hash)))
+}
+
+/// Where `part`, a slice borrowed from `whole`, lies in it.
+fn span(whole: &[u8], part: &str) -> Range<usize> {
+    let start = (part.as_ptr() as usize).saturating_sub(whole.as_ptr() as usize);
+    start..start + part.len()
+}
+
+/// The bytes to cut to remove member `index` (whose value is at `value`)
+/// from the object `text`: from the end of the previous value, or for the
+/// first member from the opening brace through the comma that follows.
+fn member_span(
+    text: &str,
+    top: &IndexMap<String, &RawValue>,
+    index: usize,
+    value: Range<usize>,
+) -> Range<usize> {
+    if let Some((_, previous)) = index.checked_sub(1).and_then(|i| top.get_index(i)) {
+        return span(text.as_bytes(), previous.get()).end..value.end;
+    }
+    let open = text.find('{').map_or(0, |brace| brace + 1);
+    let rest = &text[value.end..];
+    let after = rest.len() - rest.trim_start().len();
+    let end = match rest.trim_start().starts_with(',') {
+        true => value.end + after + 1,
+        false => value.end,
+    };
+    open..end
+}
+
+/// `body[range]` as a raw JSON value, reusing the body's allocation.
+fn raw_in_place(
+    mut body: Vec<u8>,
+    range: Range<usize>,
+) -> Result<Box<RawValue>, serde_json::Error> {
+    body.truncate(range.end);
+    body.drain(..range.start);
+    // The range was a &str borrowed from this body: valid UTF-8.
+    let text = String::from_utf8(body).map_err(serde::de::Error::custom)?;
+    RawValue::from_string(text)
 }
 
 #[cfg(test)]
@@ -179,19 +242,20 @@ mod tests {
 
     #[test]
     fn parses_unix_and_list_wrapped_replies() {
-        let unix =
-            Reply::parse(br#"{ "result": 2, "text": "'config-hash-get' command not supported." }"#)
-                .expect("unix reply");
+        let unix = Reply::parse(
+            br#"{ "result": 2, "text": "'config-hash-get' command not supported." }"#.to_vec(),
+        )
+        .expect("unix reply");
         assert_eq!(unix.outcome, Outcome::Unsupported);
         assert!(unix.text.contains("not supported"));
 
-        let http =
-            Reply::parse(br#"[ { "arguments": {"a": [1, 2]}, "result": 0 } ]"#).expect("list");
+        let http = Reply::parse(br#"[ { "arguments": {"a": [1, 2]}, "result": 0 } ]"#.to_vec())
+            .expect("list");
         assert_eq!(http.outcome, Outcome::Success);
         assert_eq!(http.arguments.expect("args").get(), r#"{"a": [1, 2]}"#);
 
         let unauthorized =
-            Reply::parse(br#"{ "result": 401, "text": "Unauthorized" }"#).expect("401");
+            Reply::parse(br#"{ "result": 401, "text": "Unauthorized" }"#.to_vec()).expect("401");
         assert_eq!(unauthorized.outcome, Outcome::Other(401));
     }
 
@@ -206,7 +270,7 @@ mod tests {
         ];
         for body in cases {
             assert!(
-                Reply::parse(body).is_err(),
+                Reply::parse(body.to_vec()).is_err(),
                 "{:?}",
                 String::from_utf8_lossy(body)
             );
@@ -219,13 +283,58 @@ mod tests {
             r#"{"Dhcp4": {"subnet4": [], "hash": "inner stays"}, "hash": "ABCD"}"#.into(),
         )
         .expect("raw");
-        let (cleaned, hash) = strip_hash(&raw).expect("strip");
+        let (cleaned, hash) = strip_hash(raw).expect("strip");
         assert_eq!(hash.as_deref(), Some("ABCD"));
         let value: serde_json::Value = serde_json::from_str(cleaned.get()).expect("json");
         assert_eq!(
             value,
             serde_json::json!({"Dhcp4": {"subnet4": [], "hash": "inner stays"}})
         );
+    }
+
+    #[test]
+    fn strip_hash_cuts_the_member_wherever_it_stands() {
+        let table = [
+            (
+                r#"{"Dhcp4": {"a": 1}, "hash": "AB"}"#,
+                r#"{"Dhcp4": {"a": 1}}"#,
+            ),
+            (
+                r#"{ "hash" : "AB" , "Dhcp4": {"a": 1} }"#,
+                r#"{ "Dhcp4": {"a": 1} }"#,
+            ),
+            (
+                r#"{"hash":"AB","Dhcp4":{},"x":[]}"#,
+                r#"{"Dhcp4":{},"x":[]}"#,
+            ),
+            (r#"{"a":1,"hash":"AB","b":2}"#, r#"{"a":1,"b":2}"#),
+            (r#"{"hash": "AB"}"#, r#"{}"#),
+            (r#"{"Dhcp4": {}}"#, r#"{"Dhcp4": {}}"#),
+        ];
+        for (given, want) in table {
+            let raw = RawValue::from_string(given.into()).expect("raw");
+            let (cleaned, hash) = strip_hash(raw).expect("strip");
+            assert_eq!(cleaned.get(), want, "{given}");
+            assert_eq!(hash.is_some(), given.contains("hash"), "{given}");
+        }
+        let raw = RawValue::from_string(r#"{"hash": 7}"#.into()).expect("raw");
+        assert!(strip_hash(raw).is_err(), "a hash that is not a string");
+    }
+
+    #[test]
+    fn reply_arguments_are_exactly_the_arguments_text() {
+        let reply = Reply::parse(
+            br#"  { "result": 0, "arguments": { "Dhcp4": {"x": "\u00e9"} } , "text": "t" }"#
+                .to_vec(),
+        )
+        .expect("reply");
+        assert_eq!(
+            reply.arguments.expect("args").get(),
+            r#"{ "Dhcp4": {"x": "\u00e9"} }"#
+        );
+        assert_eq!(reply.text, "t");
+        let null = Reply::parse(br#"{"result": 0, "arguments": null}"#.to_vec()).expect("null");
+        assert!(null.arguments.is_none());
     }
 
     #[test]
