@@ -5,7 +5,6 @@ use crate::kea::Service;
 use serde::Serialize;
 use serde_json::value::RawValue;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::SystemTime;
 
 /// What the agent did (or found) for one service at one moment.
@@ -46,7 +45,7 @@ impl Outcome {
 }
 
 /// One decision's record.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Serialize)]
 pub struct SyncEvent {
     pub service: Service,
     pub outcome: Outcome,
@@ -65,9 +64,10 @@ pub struct SyncEvent {
     #[serde(with = "rfc3339")]
     pub finished_at: SystemTime,
     /// Kea's in-memory config (config-get without `hash`) for applied,
-    /// snapshot and drift: what goes upstream. Not printed.
+    /// snapshot and drift: what goes upstream. Not printed. Kept in the
+    /// buffer Kea's reply was read into (no copy of a large config).
     #[serde(skip)]
-    pub config: Option<Arc<RawValue>>,
+    pub config: Option<Box<RawValue>>,
 }
 
 impl SyncEvent {

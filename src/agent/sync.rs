@@ -57,7 +57,7 @@ pub enum Trigger {
 /// Kea's in-memory config and its hash.
 struct Live {
     hash: String,
-    config: Arc<RawValue>,
+    config: Box<RawValue>,
 }
 
 /// A service's pipeline with what it remembers between checks.
@@ -451,7 +451,7 @@ impl ServiceSync {
         };
         Ok(Live {
             hash,
-            config: Arc::from(in_memory.config),
+            config: in_memory.config,
         })
     }
 
@@ -527,7 +527,7 @@ fn service_keys(json: &str, key: &str) -> Vec<String> {
 }
 
 /// Puts the live config on the check's first event.
-fn attach(checked: &mut Checked, config: Arc<RawValue>) {
+fn attach(checked: &mut Checked, config: Box<RawValue>) {
     if let Some(event) = checked.events.first_mut() {
         event.config = Some(config);
     }

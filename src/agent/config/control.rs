@@ -154,12 +154,12 @@ impl ServiceConfig {
                     source: Box::new(source),
                 }
             })?;
-        let value = expanded
-            .to_value()
-            .map_err(|source| ConfigError::KeaConfigJson {
+        let value = control_view(&expanded.json, self.service).map_err(|source| {
+            ConfigError::KeaConfigJson {
                 path: self.config_file.clone(),
                 source,
-            })?;
+            }
+        })?;
         let endpoint = control_endpoint_from_config(&value, self.service).ok_or_else(|| {
             ConfigError::NoControlSocket {
                 config_file: self.config_file.clone(),
@@ -178,9 +178,55 @@ impl ServiceConfig {
     }
 }
 
+/// The part of an expanded Kea config that names the service's control
+/// sockets, as a small value tree (`{"Dhcp4": {"control-socket": ...}}`): a
+/// config of tens of MB is never turned into one whole tree, which would
+/// cost the agent many times the file's size in memory.
+fn control_view(json: &str, service: Service) -> Result<Value, serde_json::Error> {
+    type Members<'a> = indexmap::IndexMap<String, &'a serde_json::value::RawValue>;
+    let key = service.config_key();
+    let top: Members = serde_json::from_str(json)?;
+    let mut view = Map::new();
+    if let Some(body) = top.get(key) {
+        let mut section = Map::new();
+        // A service entry that is not a map has no control socket.
+        if let Ok(members) = serde_json::from_str::<Members>(body.get()) {
+            for name in ["control-socket", "control-sockets"] {
+                if let Some(raw) = members.get(name) {
+                    section.insert(name.to_string(), serde_json::from_str(raw.get())?);
+                }
+            }
+        }
+        view.insert(key.to_string(), Value::Object(section));
+    }
+    Ok(Value::Object(view))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::resolve_socket_name;
+    use super::{control_view, resolve_socket_name};
+    use crate::kea::Service;
+
+    #[test]
+    fn control_view_keeps_only_the_control_sockets() {
+        let json = r#"{"Dhcp4": {"subnet4": [{"id": 1}], "control-socket": {"socket-name": "s"},
+            "control-sockets": [{"socket-type": "http"}]}, "Dhcp6": {"control-socket": {}}}"#;
+        let view = control_view(json, Service::Dhcp4).expect("view");
+        assert_eq!(
+            view,
+            serde_json::json!({"Dhcp4": {"control-socket": {"socket-name": "s"},
+                "control-sockets": [{"socket-type": "http"}]}})
+        );
+        assert_eq!(
+            control_view(r#"{"Dhcp4": 5}"#, Service::Dhcp4).expect("view"),
+            serde_json::json!({"Dhcp4": {}})
+        );
+        assert_eq!(
+            control_view(r#"{"Dhcp6": {}}"#, Service::Dhcp4).expect("view"),
+            serde_json::json!({})
+        );
+        assert!(control_view("[1]", Service::Dhcp4).is_err());
+    }
     use std::path::{Path, PathBuf};
 
     #[test]
