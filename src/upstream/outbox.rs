@@ -75,7 +75,8 @@ impl Entry {
         })
     }
 
-    fn carries_config(&self) -> bool {
+    /// Whether the event's file holds a config body.
+    pub fn carries_config(&self) -> bool {
         !self.trimmed && matches!(self.kind.as_str(), "applied" | "snapshot" | "drift")
     }
 }
@@ -208,20 +209,28 @@ impl Outbox {
         let sequence = *seq;
         let sequences = serde_json::to_vec(&self.sequences).unwrap_or_default();
         write_durably(&self.sequences_file, &sequences)?;
-        let id = ulid::Ulid::new().to_string();
-        let Some(body) = wire::encode(event, &id, sequence, &self.identity, SystemTime::now())
-        else {
-            return Ok(None);
-        };
-        let entry = Entry {
+        let mut entry = Entry {
             service: event.service,
             sequence,
             kind: kind.to_string(),
-            id,
+            id: ulid::Ulid::new().to_string(),
             trimmed: false,
-            bytes: body.len() as u64,
+            bytes: 0,
         };
-        write_durably(&self.dir.join(entry.file_name()), &body)?;
+        let queued_at = SystemTime::now();
+        // Streamed into the file: a large config is not held twice.
+        entry.bytes = write_durably_with(&self.dir.join(entry.file_name()), |file| {
+            let encoded = wire::encode_into(
+                event,
+                &entry.id,
+                sequence,
+                &self.identity,
+                queued_at,
+                &mut *file,
+            );
+            // None (an event that stays local) was ruled out by kind_for.
+            encoded.unwrap_or(Ok(())).map_err(std::io::Error::from)
+        })?;
         self.shrink()?;
         Ok(Some(entry))
     }
@@ -233,6 +242,11 @@ impl Outbox {
 
     fn dead_entries(&self) -> Result<Vec<Entry>, OutboxError> {
         list(&self.dead)
+    }
+
+    /// The event's file.
+    pub fn path(&self, entry: &Entry) -> PathBuf {
+        self.dir.join(entry.file_name())
     }
 
     /// The event's body.
@@ -248,24 +262,19 @@ impl Outbox {
         sync_dir(&self.dir)
     }
 
-    /// Records that the receivers stored `entry` (whose body is `body`): for
-    /// config events, its config hash becomes the service's last delivered.
-    pub fn mark_delivered(&mut self, entry: &Entry, body: &[u8]) -> Result<(), OutboxError> {
-        if !matches!(entry.kind.as_str(), "applied" | "snapshot" | "drift") {
-            return Ok(());
-        }
-        #[derive(serde::Deserialize)]
-        struct Hash {
-            config_hash: Option<String>,
-        }
-        let Some(hash) = serde_json::from_slice::<Hash>(body)
-            .ok()
-            .and_then(|h| h.config_hash)
-        else {
+    /// Records that the receivers stored `entry`, whose file says
+    /// `config_hash` (see [`config_hash_in`]): for events that carried a
+    /// config, that hash becomes the service's last delivered.
+    pub fn mark_delivered(
+        &mut self,
+        entry: &Entry,
+        config_hash: Option<&str>,
+    ) -> Result<(), OutboxError> {
+        let Some(hash) = config_hash.filter(|_| entry.carries_config()) else {
             return Ok(());
         };
         self.delivered
-            .insert(entry.service.name().to_string(), hash);
+            .insert(entry.service.name().to_string(), hash.to_string());
         write_durably(
             &self.delivered_file,
             &serde_json::to_vec(&self.delivered).unwrap_or_default(),
@@ -372,8 +381,30 @@ fn list(dir: &Path) -> Result<Vec<Entry>, OutboxError> {
     Ok(entries)
 }
 
+/// The `config_hash` of the event in file `path`, read as a stream (the
+/// file may hold a config of tens of MB). None when absent or unreadable.
+pub fn config_hash_in(path: &Path) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Hash {
+        config_hash: Option<String>,
+    }
+    let file = std::fs::File::open(path).ok()?;
+    let reader = std::io::BufReader::with_capacity(1 << 16, file);
+    serde_json::from_reader::<_, Hash>(reader).ok()?.config_hash
+}
+
 /// Temp file, fsync, rename over, fsync of the directory.
 fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), OutboxError> {
+    write_durably_with(path, |file| file.write_all(bytes)).map(|_| ())
+}
+
+/// Writes a file through `write` (temp file, fsync, rename, directory
+/// fsync): a crash leaves the old file or the new one, never half of it.
+/// Returns the file's size.
+fn write_durably_with(
+    path: &Path,
+    write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
+) -> Result<u64, OutboxError> {
     let io = |source| OutboxError::Io {
         path: path.to_path_buf(),
         source,
@@ -385,11 +416,24 @@ fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), OutboxError> {
             .map(|n| n.to_string_lossy())
             .unwrap_or_default()
     ));
-    let mut file = std::fs::File::create(&temp).map_err(io)?;
-    file.write_all(bytes).map_err(io)?;
-    file.sync_all().map_err(io)?;
+    let mut file =
+        std::io::BufWriter::with_capacity(1 << 16, std::fs::File::create(&temp).map_err(io)?);
+    let written = write(&mut file).and_then(|()| {
+        let file = file.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        file.metadata().map(|m| m.len())
+    });
+    let size = match written {
+        Ok(size) => size,
+        Err(source) => {
+            // Disk full or the like: leave no temp file behind.
+            let _ = std::fs::remove_file(&temp);
+            return Err(io(source));
+        }
+    };
     std::fs::rename(&temp, path).map_err(io)?;
-    sync_dir(dir)
+    sync_dir(dir)?;
+    Ok(size)
 }
 
 fn sync_dir(dir: &Path) -> Result<(), OutboxError> {

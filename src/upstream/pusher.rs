@@ -4,9 +4,10 @@
 //! only a service's head event is ever in flight.
 
 use super::config::{HookConfig, UpstreamConfig};
-use super::outbox::{Entry, SharedOutbox};
+use super::outbox::{self, Entry, SharedOutbox};
 use super::sink::{self, Disposition, HookSink, HttpSink, SinkError};
 use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -22,7 +23,7 @@ enum Sink {
 }
 
 impl Sink {
-    async fn deliver(&self, id: &str, body: &[u8]) -> Disposition {
+    async fn deliver(&self, id: &str, body: &Path) -> Disposition {
         match self {
             Sink::Http(http) => http.post(id, body).await,
             Sink::Hook(hook) => hook.run(body).await,
@@ -124,13 +125,9 @@ impl Pusher {
     /// Tries one event on every sink that has not stored it yet. Returns
     /// Some(delay asked) when it must be tried again.
     async fn deliver(&mut self, entry: &Entry) -> Option<Option<Duration>> {
-        let body = match lock(&self.outbox).read(entry) {
-            Ok(body) => body,
-            Err(error) => {
-                tracing::error!("{error}");
-                return Some(None);
-            }
-        };
+        // Sinks stream the body from the file: a config of tens of MB is
+        // not held in memory beside Kea's reply.
+        let body = lock(&self.outbox).path(entry);
         let mut retry: Option<Option<Duration>> = None;
         for (index, sink) in self.sinks.clone().iter().enumerate() {
             if self
@@ -176,9 +173,13 @@ impl Pusher {
             tracing::info!("upstream delivery works again");
         }
         tracing::debug!(event = %entry.id, service = %entry.service, sequence = entry.sequence, kind = %entry.kind, "delivered upstream");
+        let hash = entry
+            .carries_config()
+            .then(|| outbox::config_hash_in(&body))
+            .flatten();
         let mut outbox = lock(&self.outbox);
         if let Err(error) = outbox
-            .mark_delivered(entry, &body)
+            .mark_delivered(entry, hash.as_deref())
             .and_then(|()| outbox.remove(entry))
         {
             tracing::error!("{error}");

@@ -3,12 +3,11 @@
 
 use super::config::{HookConfig, UpstreamConfig};
 use crate::kea::KeaError;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, SystemTime};
-use tokio::io::AsyncWriteExt;
 
 /// Bodies above this are gzip-encoded.
 const GZIP_ABOVE: usize = 64 * 1024;
@@ -159,10 +158,21 @@ impl HttpSink {
         &self.url
     }
 
-    /// POSTs one event.
-    pub async fn post(&self, id: &str, body: &[u8]) -> Disposition {
-        // Large configs take time to upload and store: a MiB a second on top.
-        let timeout = self.timeout + Duration::from_secs((body.len() >> 20) as u64);
+    /// POSTs the event in file `path`.
+    pub async fn post(&self, id: &str, path: &Path) -> Disposition {
+        let (body, gzipped) = match read_body(path).await {
+            Ok(body) => body,
+            Err(error) => {
+                return Disposition::Retry {
+                    after: None,
+                    why: format!("cannot read the queued event {}: {error}", path.display()),
+                };
+            }
+        };
+        // Large configs take time to upload and store: a MiB a second on top
+        // (of the body as stored; gzip shrinks the upload, not the parsing).
+        let sent = if gzipped { body.len() * 8 } else { body.len() };
+        let timeout = self.timeout + Duration::from_secs((sent >> 20) as u64);
         let mut request = self
             .client
             .post(&self.url)
@@ -176,12 +186,10 @@ impl HttpSink {
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
         }
-        request = match gzip(body) {
-            Some(compressed) => request
-                .header(reqwest::header::CONTENT_ENCODING, "gzip")
-                .body(compressed),
-            None => request.body(body.to_vec()),
-        };
+        if gzipped {
+            request = request.header(reqwest::header::CONTENT_ENCODING, "gzip");
+        }
+        request = request.body(body);
         match request.send().await {
             Ok(response) => {
                 let status = response.status().as_u16();
@@ -201,16 +209,32 @@ impl HttpSink {
     }
 }
 
-fn gzip(body: &[u8]) -> Option<Vec<u8>> {
-    if body.len() <= GZIP_ABOVE {
-        return None;
+/// The body of the event in `path`, gzip-encoded (true) above
+/// `GZIP_ABOVE`: streamed from the file, so only the compressed bytes are
+/// held, on a blocking thread, so the agent's other work goes on.
+async fn read_body(path: &Path) -> std::io::Result<(Vec<u8>, bool)> {
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let file = std::fs::File::open(&path)?;
+        gzip_from(file)
+    })
+    .await
+    .map_err(std::io::Error::other)?
+}
+
+fn gzip_from(mut file: impl std::io::Read) -> std::io::Result<(Vec<u8>, bool)> {
+    let mut head = Vec::with_capacity(GZIP_ABOVE + 1);
+    (&mut file)
+        .take(GZIP_ABOVE as u64 + 1)
+        .read_to_end(&mut head)?;
+    if head.len() <= GZIP_ABOVE {
+        return Ok((head, false));
     }
-    let mut encoder = flate2::write::GzEncoder::new(
-        Vec::with_capacity(body.len() / 4),
-        flate2::Compression::fast(),
-    );
-    encoder.write_all(body).ok()?;
-    encoder.finish().ok()
+    let mut encoder =
+        flate2::write::GzEncoder::new(Vec::with_capacity(1 << 20), flate2::Compression::fast());
+    encoder.write_all(&head)?;
+    std::io::copy(&mut file, &mut encoder)?;
+    Ok((encoder.finish()?, true))
 }
 
 fn read_token(path: &Path) -> Result<String, SinkError> {
@@ -256,8 +280,9 @@ impl HookSink {
         self.command.first().map(String::as_str).unwrap_or("")
     }
 
-    /// Runs the hook once with `body` on stdin. Failures retry like a 5xx.
-    pub async fn run(&self, body: &[u8]) -> Disposition {
+    /// Runs the hook once with the event in file `path` on stdin. Failures
+    /// retry like a 5xx.
+    pub async fn run(&self, path: &Path) -> Disposition {
         let retry = |why: String| Disposition::Retry { after: None, why };
         let Some((program, args)) = self.command.split_first() else {
             return retry("empty hook command".into());
@@ -276,7 +301,10 @@ impl HookSink {
         let io = async {
             if let Some(mut stdin) = child.stdin.take() {
                 // A hook that does not read its input is its own business.
-                let _ = stdin.write_all(body).await;
+                if let Ok(mut file) = tokio::fs::File::open(path).await {
+                    let _ = tokio::io::copy(&mut file, &mut stdin).await;
+                }
+                drop(stdin);
             }
             child.wait_with_output().await
         };
@@ -357,9 +385,18 @@ mod tests {
 
     #[test]
     fn small_bodies_are_not_compressed() {
-        assert!(gzip(b"{}").is_none());
-        let big = vec![b'a'; GZIP_ABOVE + 1];
-        assert!(gzip(&big).is_some_and(|z| z.len() < big.len()));
+        let (body, gzipped) = gzip_from(&b"{}"[..]).expect("read");
+        assert_eq!((body.as_slice(), gzipped), (&b"{}"[..], false));
+        let edge = vec![b'a'; GZIP_ABOVE];
+        assert_eq!(gzip_from(edge.as_slice()).expect("read"), (edge, false));
+        let big = vec![b'a'; 3 * GZIP_ABOVE + 1];
+        let (body, gzipped) = gzip_from(big.as_slice()).expect("read");
+        assert!(gzipped && body.len() < big.len());
+        let mut unzipped = Vec::new();
+        flate2::read::GzDecoder::new(body.as_slice())
+            .read_to_end(&mut unzipped)
+            .expect("gunzip");
+        assert_eq!(unzipped, big, "the whole body, head and rest, in order");
     }
 
     #[test]

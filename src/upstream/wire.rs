@@ -89,6 +89,21 @@ pub fn encode(
     identity: &Identity,
     queued_at: SystemTime,
 ) -> Option<Vec<u8>> {
+    let mut body = Vec::new();
+    encode_into(event, id, sequence, identity, queued_at, &mut body)?.ok()?;
+    Some(body)
+}
+
+/// Like [`encode`], written straight into `writer`: a config of tens of MB
+/// is not held a second time as a body. None for events that are not sent.
+pub fn encode_into(
+    event: &SyncEvent,
+    id: &str,
+    sequence: u64,
+    identity: &Identity,
+    queued_at: SystemTime,
+    writer: impl std::io::Write,
+) -> Option<serde_json::Result<()>> {
     let kind = kind_for(event.outcome)?;
     let drift = (event.outcome == Outcome::Drift).then_some(Drift {
         file_sha256: event.file_sha256.as_deref(),
@@ -114,14 +129,13 @@ pub fn encode(
         applied_at: Some(rfc3339(event.finished_at)),
         queued_at: rfc3339(queued_at),
     };
-    serde_json::to_vec(&wire).ok()
+    Some(serde_json::to_writer(writer, &wire))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::kea::Service;
-    use std::sync::Arc;
 
     fn event(outcome: Outcome, config: Option<&str>) -> SyncEvent {
         SyncEvent {
@@ -134,7 +148,7 @@ mod tests {
             text: "config-reload: configuration live".into(),
             detected_at: SystemTime::UNIX_EPOCH,
             finished_at: SystemTime::UNIX_EPOCH,
-            config: config.map(|c| Arc::from(RawValue::from_string(c.into()).expect("raw"))),
+            config: config.map(|c| RawValue::from_string(c.into()).expect("raw")),
         }
     }
 
