@@ -34,7 +34,10 @@ import time
 from datetime import datetime
 
 LOG_RE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) .*DHCP4_DYNAMIC_RECONFIGURATION_SUCCESS")
-FAIL_RE = re.compile(r"DHCP4_DYNAMIC_RECONFIGURATION_FAIL|DHCP4_CONFIG_LOAD_FAIL")
+# One line per failed config-reload (DHCP4_CONFIG_LOAD_FAIL comes with it: not counted twice).
+FAIL_RE = re.compile(r"DHCP4_DYNAMIC_RECONFIGURATION_FAIL")
+# Kea 2.2 after a semantically bad config: the server is left without a working config.
+UNRECOVERABLE = "DHCP4_CONFIG_UNRECOVERABLE_ERROR"
 
 
 def log(*args):
@@ -49,6 +52,7 @@ class Kea:
         self.conf = os.path.join(work, "kea-dhcp4.conf")
         self.sock = os.path.join(work, "kea4.sock")
         self.log = os.path.join(work, "kea.log")
+        self.log_offset, self.reload_times, self.reload_fails, self.unrecoverable = 0, [], 0, 0
         self.subnets = subnets
         self.reservations = reservations
         self.body = self.render_body()
@@ -90,7 +94,12 @@ class Kea:
             "lease-database": {"type": "memfile", "persist": False},
             "valid-lifetime": lifetime,
             "subnet4": self.body,
-            "loggers": [{"name": "kea-dhcp4", "output_options": [{"output": self.log}], "severity": "INFO"}],
+            # Kea logs one INFO line per subnet on every reload (dhcpsrv): 20,000 lines
+            # would rotate the log away under the bench; keep INFO for the rest.
+            "loggers": [{"name": "kea-dhcp4", "output_options": [{"output": self.log, "maxsize": 0}],
+                         "severity": "INFO"},
+                        {"name": "kea-dhcp4.dhcpsrv", "output_options": [{"output": self.log, "maxsize": 0}],
+                         "severity": "WARN"}],
         }
         if not valid:
             dhcp4["subnet4"] = [{"id": 1, "subnet": "192.0.2.0/24", "pools": [{"pool": "198.51.100.1-198.51.100.9"}]}]
@@ -111,6 +120,9 @@ class Kea:
         return t0
 
     def command(self, cmd):
+        return json.loads(self.command_raw(cmd))
+
+    def command_raw(self, cmd):
         s = socket.socket(socket.AF_UNIX)
         s.settimeout(120)
         s.connect(self.sock)
@@ -122,22 +134,28 @@ class Kea:
                 break
             chunks.append(c)
         s.close()
-        return json.loads(b"".join(chunks))
+        return b"".join(chunks)
 
     def reloads(self):
-        """Timestamps (epoch s) of successful reconfigurations, and failures count."""
-        times, fails = [], 0
+        """Timestamps (epoch s) of successful reconfigurations, and failures count
+        (the log is read on from where the last call stopped)."""
         try:
-            with open(self.log) as f:
-                for line in f:
-                    m = LOG_RE.match(line)
-                    if m:
-                        times.append(datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S.%f").timestamp())
-                    elif FAIL_RE.search(line):
-                        fails += 1
+            with open(self.log, "rb") as f:
+                f.seek(self.log_offset)
+                data = f.read()
         except FileNotFoundError:
-            pass
-        return times, fails
+            data = b""
+        end = data.rfind(b"\n") + 1
+        self.log_offset += end
+        for line in data[:end].decode(errors="replace").splitlines():
+            m = LOG_RE.match(line)
+            if m:
+                self.reload_times.append(datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S.%f").timestamp())
+            elif FAIL_RE.search(line):
+                self.reload_fails += 1
+            elif UNRECOVERABLE in line:
+                self.unrecoverable += 1
+        return list(self.reload_times), self.reload_fails
 
     def lifetime(self):
         return self.command({"command": "config-get"})["arguments"]["Dhcp4"]["valid-lifetime"]
@@ -176,27 +194,35 @@ def central_sequence(url):
     return max([s["last_sequence"] for s in servers if s["service"] == "dhcp4"] or [0])
 
 
-def edit_series(kea, edits, start_lifetime, gap=0.25, central_url=None):
+def edit_series(kea, edits, start_lifetime, gap=0.25, central_url=None, agent=None):
     """Makes `edits` renames, each waited to be live (and stored by the central);
-    returns edit-to-live ms, edit-to-central ms."""
-    live, stored = [], []
+    returns edit-to-live ms, edit-to-central ms, the last lifetime and, with `agent`
+    (an Agent), its CPU seconds per apply. The next edit waits until the agent has
+    logged its outcome, so one apply's verification never delays the next edit."""
+    live, stored, cpu = [], [], []
     lifetime = start_lifetime
     for _ in range(edits):
         lifetime += 1
         before = len(kea.reloads()[0])
         seq = central_sequence(central_url) if central_url else 0
+        applied = agent.applied() if agent else 0
+        cpu0 = proc_stats(agent.pid)[0] if agent else 0
         t0 = kea.write(lifetime)
-        times = wait_reloads(kea, before + 1, 120)
+        times = wait_reloads(kea, before + 1, 300)
         live.append((times[before] - t0) * 1000)
+        if agent:
+            agent.wait_applied(applied + 1, 300)
         if central_url:
-            deadline = time.time() + 60
+            deadline = time.time() + 300
             while central_sequence(central_url) <= seq:
                 if time.time() > deadline:
                     raise SystemExit("the central did not store the event")
                 time.sleep(0.003)
             stored.append((time.time() - t0) * 1000)
+        if agent:
+            cpu.append(proc_stats(agent.pid)[0] - cpu0)
         time.sleep(gap)
-    return live, stored, lifetime
+    return live, stored, lifetime, cpu
 
 
 def proc_stats(pid):
@@ -260,7 +286,8 @@ def start_central(binary, work):
     s.close()
     logf = open(os.path.join(work, "central.log"), "w")
     p = subprocess.Popen([binary, "serve", "--db", "sqlite://" + os.path.join(work, "central.db"),
-                          "--listen", "127.0.0.1:%d" % port], stdout=logf, stderr=logf)
+                          "--listen", "127.0.0.1:%d" % port,
+                          "--max-body-bytes", str(256 << 20)], stdout=logf, stderr=logf)
     url = "http://127.0.0.1:%d" % port
     deadline = time.time() + 30
     while time.time() < deadline:
@@ -272,23 +299,44 @@ def start_central(binary, work):
     raise SystemExit("kea-sync-central did not start; see " + os.path.join(work, "central.log"))
 
 
-def start_agent(agent, work, kea, settle_ms, central_url=None):
-    toml = os.path.join(work, "agent.toml")
-    with open(toml, "w") as f:
-        f.write('[agent]\nstate_dir = "%s"\nsettle_ms = %d\n[[service]]\nname = "dhcp4"\nconfig_file = "%s"\n'
-                % (os.path.join(work, "state"), settle_ms, kea.conf))
-        if central_url:
-            f.write('[upstream]\nurl = "%s/v1/events"\n' % central_url)
-    logf = open(os.path.join(work, "agent.log"), "w")
-    p = subprocess.Popen([agent, "run", "--config", toml], stdout=logf, stderr=logf)
-    # Ready: its start-up check is logged.
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        with open(os.path.join(work, "agent.log")) as f:
-            if "outcome" in f.read():
-                return p
-        time.sleep(0.05)
-    raise SystemExit("agent did not start; see " + os.path.join(work, "agent.log"))
+class Agent:
+    """kea-sync-agent run against the bench's Kea (and central)."""
+
+    def __init__(self, binary, work, kea, settle_ms, central_url=None):
+        toml = os.path.join(work, "agent.toml")
+        with open(toml, "w") as f:
+            f.write('[agent]\nstate_dir = "%s"\nsettle_ms = %d\n[[service]]\nname = "dhcp4"\nconfig_file = "%s"\n'
+                    % (os.path.join(work, "state"), settle_ms, kea.conf))
+            if central_url:
+                f.write('[upstream]\nurl = "%s/v1/events"\n' % central_url)
+        self.log = os.path.join(work, "agent.log")
+        logf = open(self.log, "w")
+        self.proc = subprocess.Popen([binary, "run", "--config", toml], stdout=logf, stderr=logf)
+        self.pid = self.proc.pid
+        # Ready: its start-up check is logged.
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            with open(self.log) as f:
+                if "outcome" in f.read():
+                    return
+            time.sleep(0.05)
+        raise SystemExit("agent did not start; see " + self.log)
+
+    def applied(self):
+        """How many applies the agent has logged."""
+        with open(self.log) as f:
+            return f.read().count("outcome=Applied")
+
+    def wait_applied(self, count, timeout):
+        deadline = time.time() + timeout
+        while self.applied() < count:
+            if time.time() > deadline:
+                raise SystemExit("the agent did not log apply #%d; see %s" % (count, self.log))
+            time.sleep(0.01)
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(10)
 
 
 def start_naive(kea):
@@ -325,16 +373,23 @@ def main():
     work = tempfile.mkdtemp(prefix="kea-bench-")
     kea = Kea(work, args.subnets, args.reservations)
     size = os.path.getsize(kea.conf)
-    results = {"config_bytes": size}
+    results = {"config_bytes": size, "idle_seconds": args.idle}
     try:
         log("floor: direct config-reload x%d" % args.edits)
-        floor = []
+        # What Kea itself holds and spends: its in-memory config as config-get
+        # returns it (the body the agent pushes), its CPU per reload, its peak RSS.
+        results["config_get_bytes"] = len(kea.command_raw({"command": "config-get"}))
+        floor, kea_cpu = [], []
         for _ in range(args.edits):
+            cpu0 = proc_stats(kea.proc.pid)[0]
             t0 = time.time()
             r = kea.command({"command": "config-reload"})
             floor.append((time.time() - t0) * 1000)
+            kea_cpu.append(proc_stats(kea.proc.pid)[0] - cpu0)
             assert r["result"] == 0, r
         results["floor"] = summary(floor)
+        results["kea_cpu_per_reload"] = summary([c * 1000 for c in kea_cpu])
+        results["kea_stats"] = dict(zip(["cpu_s", "switches", "rss_kb", "hwm_kb"], proc_stats(kea.proc.pid)))
         log("validate: kea-dhcp4 -t x%d" % min(args.edits, 20))
         val = []
         env = dict(os.environ, KEA_LOCKFILE_DIR=work, KEA_PIDFILE_DIR=work)
@@ -348,27 +403,31 @@ def main():
         if args.naive:
             log("naive loop: %d edits" % args.edits)
             naive = start_naive(kea)
-            ms, _, lifetime = edit_series(kea, args.edits, lifetime)
+            ms, _, lifetime, _ = edit_series(kea, args.edits, lifetime)
             results["naive"] = summary(ms)
             if args.idle:
                 log("naive loop idle %d s" % args.idle)
                 results["naive_idle"] = idle(naive.pid, args.idle)
             # What it costs not to validate: a broken file goes straight to Kea.
-            before_fail = kea.reloads()[1]
+            before_fail, before_fatal = kea.reloads()[1], kea.unrecoverable
             kea.write(lifetime, valid=False)
             time.sleep(1.5)
             results["naive_invalid_reloads"] = kea.reloads()[1] - before_fail
+            results["naive_unrecoverable"] = kea.unrecoverable - before_fatal
+            before_ok = len(kea.reloads()[0])
             kea.write(lifetime)
-            time.sleep(1.5)
+            wait_reloads(kea, before_ok + 1, 300)
             stop_group(naive)
 
         log("agent: %d edits" % args.edits)
         central, central_url = start_central(args.central, work) if args.central else (None, None)
-        agent = start_agent(args.agent, work, kea, args.settle_ms, central_url)
+        agent = Agent(args.agent, work, kea, args.settle_ms, central_url)
         try:
             time.sleep(0.5)
-            ms, stored, lifetime = edit_series(kea, args.edits, lifetime, central_url=central_url)
+            ms, stored, lifetime, cpu = edit_series(kea, args.edits, lifetime, central_url=central_url,
+                                                    agent=agent)
             results["agent"] = summary(ms)
+            results["agent_cpu_per_apply"] = summary([c * 1000 for c in cpu])
             if stored:
                 results["agent_to_central"] = summary(stored)
             before_fail = kea.reloads()[1]
@@ -377,8 +436,10 @@ def main():
             time.sleep(1.5)
             results["agent_invalid_reloads"] = kea.reloads()[1] - before_fail + (len(kea.reloads()[0]) - before_ok)
             lifetime += 2
+            applied = agent.applied()
             kea.write(lifetime)
-            wait_reloads(kea, before_ok + 1, 120)
+            wait_reloads(kea, before_ok + 1, 300)
+            agent.wait_applied(applied + 1, 300)
             if args.idle:
                 time.sleep(1)
                 log("agent idle %d s" % args.idle)
@@ -405,8 +466,7 @@ def main():
                                     "final_live": kea.lifetime() == lifetime}
             results["agent_stats_after"] = dict(zip(["cpu_s", "switches", "rss_kb", "hwm_kb"], proc_stats(agent.pid)))
         finally:
-            agent.terminate()
-            agent.wait(10)
+            agent.stop()
             if central:
                 central.terminate()
                 central.wait(10)
