@@ -118,6 +118,8 @@ struct AgentOptions<'a> {
     /// Extra lines of the `[[service]]` table (e.g. `control_socket = "..."`).
     service_extra: &'a str,
     check_interval_s: u64,
+    /// `settle_ms` of `[agent]`.
+    settle_ms: u64,
     /// KEA_SYNC_AGENT_LOG.
     log_filter: &'a str,
 }
@@ -125,6 +127,7 @@ struct AgentOptions<'a> {
 const DEFAULT_AGENT: AgentOptions<'static> = AgentOptions {
     service_extra: "",
     check_interval_s: 60,
+    settle_ms: 50,
     log_filter: "info",
 };
 
@@ -146,9 +149,10 @@ impl Agent {
         let state_dir = dir.path().join("state");
         let toml = dir.path().join("agent.toml");
         let text = format!(
-            "[agent]\nstate_dir = \"{}\"\nsettle_ms = 50\ncheck_interval_s = {}\n\n\
+            "[agent]\nstate_dir = \"{}\"\nsettle_ms = {}\ncheck_interval_s = {}\n\n\
              [[service]]\nname = \"dhcp4\"\nconfig_file = \"{}\"\n{}\n",
             state_dir.display(),
+            options.settle_ms,
             options.check_interval_s,
             config_file.display(),
             options.service_extra,
@@ -727,6 +731,61 @@ fn invalid_edit_is_rejected_without_reload_and_dhcp_keeps_serving() {
     assert!(
         udp_port_bound_by(port, pid),
         "Kea (pid {pid}) should hold 127.0.0.1:{port}/udp after the fix"
+    );
+}
+
+/// Validation starts as soon as a change is seen, before the settle window ends; a newer
+/// change voids that verdict. A good save replaced by a broken one within the window is
+/// rejected (Kea never sees it); a broken save replaced by a good one goes live.
+#[test]
+fn a_verdict_reached_while_settling_counts_only_for_the_files_it_checked() {
+    const STARTED: &str = "validating while the change settles";
+    let kea = start_kea(&standard_config(FIRST_LIFETIME));
+    let agent = Agent::start(
+        &kea.config_path,
+        AgentOptions {
+            // Room for a second save after the first one's verdict, before the check.
+            settle_ms: 3000,
+            log_filter: "kea_sync_agent=debug",
+            ..DEFAULT_AGENT
+        },
+    );
+    let f = Fixture::settle(kea, agent);
+    let broken = |valid_lifetime: u32| {
+        let body = format!(
+            r#"{}, "subnet4": [ {{ "id": 1, "subnet": "192.0.2.0/24",
+               "pools": [ {{ "pool": "198.51.100.1 - 198.51.100.9" }} ] }} ]"#,
+            lifetime_line(valid_lifetime)
+        );
+        materialize(&f.kea, &dhcp4_config(r#"{ "interfaces": [] }"#, &body))
+    };
+    let started = || f.agent.log().matches(STARTED).count();
+
+    write_by_rename(&f.kea.config_path, &f.text(4100));
+    f.wait("validation of the good save to start", || started() >= 1);
+    sleep(Duration::from_millis(500)); // its verdict (valid) is in by now
+    write_by_rename(&f.kea.config_path, &broken(4200));
+    f.wait("a Rejected event", || {
+        !f.agent.events("Rejected").is_empty()
+    });
+    f.expect_no_more_reloads(0);
+    assert_eq!(valid_lifetime_of(&f), Some(u64::from(FIRST_LIFETIME)));
+    assert_eq!(
+        started(),
+        1,
+        "the second save of a burst waits for the check"
+    );
+
+    write_by_rename(&f.kea.config_path, &broken(4300));
+    f.wait("validation of the broken save to start", || started() >= 2);
+    sleep(Duration::from_millis(500)); // its verdict (invalid) is in by now
+    write_by_rename(&f.kea.config_path, &f.text(4400));
+    f.expect_live(4400, 1);
+    let rejected = f.agent.events("Rejected");
+    assert_eq!(
+        rejected.len(),
+        1,
+        "only the first broken save: {rejected:#?}"
     );
 }
 

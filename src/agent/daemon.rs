@@ -2,6 +2,8 @@
 //!
 //! change seen (watcher) -> settled (`settle` of quiet) -> [`ServiceSync::check`]
 //! (read, decide, validate, reload, verify) -> event logged and sent upstream.
+//! Validation starts when the change is seen ([`ServiceSync::speculate`]) and
+//! its verdict is used if the files are still the same when the check runs.
 //! Checks of one service never overlap; events during a check make it due again.
 
 use super::config::{AgentConfig, ConfigError};
@@ -281,6 +283,7 @@ impl Daemon {
                     if slot.sync.files().iter().any(|f| paths.contains(f)) {
                         matched = true;
                         make_due(slot, settle);
+                        slot.sync.speculate();
                     }
                 }
                 // A path the services do not list (a symlink hop): check all.

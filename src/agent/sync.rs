@@ -17,7 +17,7 @@ use crate::digest::{hex, sha256_hex};
 use crate::kea::{ConfigHash, ControlChannel, KeaError, Service};
 use crate::upstream::SharedOutbox;
 use crate::upstream::pusher::lock;
-use crate::validate::{ValidateError, Validator, Verdict};
+use crate::validate::{ValidateError, Validation, Validator, Verdict};
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -79,6 +79,25 @@ pub struct ServiceSync {
     pub repeat_rejects: bool,
     /// Where upstream events are made durable before the state records them.
     outbox: Option<(SharedOutbox, Arc<Notify>)>,
+    /// A validation started while the latest change settles.
+    speculation: Option<Speculation>,
+    /// More than one change since the last check: validate at its end only.
+    burst: bool,
+}
+
+/// `kea-dhcp4 -t` started on the files as they were when a change was
+/// reported, before the settle window ends. Dropping it kills the validator.
+#[derive(Debug)]
+struct Speculation {
+    /// The files it was started on; its verdict counts only for these.
+    file: FileRead,
+    task: tokio::task::JoinHandle<Result<Validation, ValidateError>>,
+}
+
+impl Drop for Speculation {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 /// The files as read, parsed or not.
@@ -111,6 +130,8 @@ impl ServiceSync {
             files: vec![config.config_file.clone()],
             repeat_rejects: false,
             outbox: None,
+            speculation: None,
+            burst: false,
         }
     }
 
@@ -125,12 +146,65 @@ impl ServiceSync {
         &self.files
     }
 
+    /// Starts validating the files now, while the change settles, so the
+    /// check that follows finds the verdict ready (`kea-dhcp4 -t` takes tens
+    /// of ms on a small config, seconds on a large one) instead of running
+    /// it after the settle window. The verdict is used only for the very
+    /// files it was started on; a second change before the check drops it,
+    /// and the rest of that burst is validated once, by the check.
+    pub fn speculate(&mut self) {
+        if self.speculation.take().is_some() || self.burst {
+            self.burst = true;
+            return;
+        }
+        if self.validator.binary().is_none() {
+            return; // config-test goes through Kea: only when the check asks.
+        }
+        let read = self.read_files();
+        let Some(expanded) = read.expanded.as_ref() else {
+            return;
+        };
+        let quiet_for = SystemTime::now()
+            .duration_since(newest_mtime(&self.files))
+            .unwrap_or_default();
+        let key = self.service.config_key();
+        if decide::first_step(&read.file, &self.state, quiet_for) != FirstStep::AskKea
+            || decide::looks_written_by_kea(self.service, &service_keys(&expanded.json, key))
+        {
+            return; // No validation ahead, or likely none (Kea's own config-write).
+        }
+        let validator = self.validator.clone();
+        let file = self.config_file.clone();
+        tracing::debug!(service = %self.service, "validating while the change settles");
+        self.speculation = Some(Speculation {
+            file: read.file,
+            task: tokio::spawn(async move { validator.validate(&file, None).await }),
+        });
+    }
+
+    /// The verdict on `read`: the one started while it settled when it was
+    /// for these same files, else a fresh validation.
+    async fn validate(&mut self, read: &Read) -> Result<Validation, ValidateError> {
+        if let Some(mut speculation) = self.speculation.take()
+            && speculation.file == read.file
+            && let Ok(verdict) = (&mut speculation.task).await
+        {
+            return verdict;
+        }
+        self.validator
+            .validate(&self.config_file, Some(&self.channel))
+            .await
+    }
+
     /// Runs the pipeline once for a change seen at `detected_at`. Its
     /// upstream events are durable in the outbox before the state that
     /// records the decision is saved, so a crash in between repeats the
     /// decision rather than losing its event.
     pub async fn check(&mut self, detected_at: SystemTime, trigger: Trigger) -> Checked {
+        self.burst = false;
         let checked = self.decide(detected_at, trigger).await;
+        // Unused (the check ended before validating): kill it.
+        self.speculation = None;
         if let Some((outbox, wake)) = &self.outbox {
             let mut queued = false;
             for event in &checked.events {
@@ -235,11 +309,7 @@ impl ServiceSync {
             let text = "Kea's in-memory config already is this content";
             return Ok(self.in_sync_with_snapshot(read, live, text, detected_at));
         }
-        match self
-            .validator
-            .validate(&self.config_file, Some(&self.channel))
-            .await
-        {
+        match self.validate(read).await {
             Ok(validation) => {
                 if let Verdict::Invalid(text) = validation.verdict {
                     self.state.rejected_sha256 = Some(read.file.sha256().to_string());
