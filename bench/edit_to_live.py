@@ -252,16 +252,21 @@ def proc_stats(pid):
     return cpu, switches, rss_kb, hwm_kb
 
 
-def tree_stats(pid):
-    """Sums proc_stats over a process and its children (the naive loop is a shell pipeline)."""
+def tree_pids(pid):
+    """A process and its children (the naive loop is a shell pipeline)."""
     pids = [pid]
     try:
         out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
         pids += [int(p) for p in out]
     except OSError:
         pass
+    return pids
+
+
+def tree_stats(pid):
+    """Sums proc_stats over a process and its children."""
     total = [0.0, 0, 0, 0]
-    for p in pids:
+    for p in tree_pids(pid):
         try:
             s = proc_stats(p)
         except (FileNotFoundError, ProcessLookupError):
@@ -271,11 +276,36 @@ def tree_stats(pid):
     return total
 
 
+def thread_switches(pid):
+    """Context switches of every thread of a process tree, by (pid, tid)."""
+    counts = {}
+    for p in tree_pids(pid):
+        try:
+            tids = os.listdir("/proc/%d/task" % p)
+        except FileNotFoundError:
+            continue
+        for tid in tids:
+            try:
+                with open("/proc/%d/task/%s/status" % (p, tid)) as f:
+                    counts[(p, tid)] = sum(int(line.split(":")[1]) for line in f
+                                           if line.startswith(("voluntary_ctxt_switches",
+                                                               "nonvoluntary_ctxt_switches")))
+            except FileNotFoundError:
+                pass
+    return counts
+
+
 def idle(pid, seconds):
-    a = tree_stats(pid)
+    """CPU, wake-ups and memory over `seconds` of quiet. Wake-ups are counted per thread
+    (a thread that ends in the window, e.g. an idle tokio blocking thread, would otherwise
+    take its earlier switches out of a summed total); a thread's switches after its start
+    count in full, those of a thread gone by the end are not seen."""
+    a, switches_a = tree_stats(pid), thread_switches(pid)
     time.sleep(seconds)
-    b = tree_stats(pid)
-    return {"cpu_s": b[0] - a[0], "wakeups": b[1] - a[1], "rss_kb": b[2], "hwm_kb": b[3]}
+    b, switches_b = tree_stats(pid), thread_switches(pid)
+    wakeups = sum(n - switches_a.get(key, 0) for key, n in switches_b.items())
+    return {"cpu_s": b[0] - a[0], "wakeups": wakeups, "rss_kb": b[2], "hwm_kb": b[3],
+            "threads": [len(switches_a), len(switches_b)]}
 
 
 def start_central(binary, work):
@@ -387,6 +417,8 @@ def main():
             floor.append((time.time() - t0) * 1000)
             kea_cpu.append(proc_stats(kea.proc.pid)[0] - cpu0)
             assert r["result"] == 0, r
+            if len(floor) == 1:
+                results["kea_rss_after_first_reload_kb"] = proc_stats(kea.proc.pid)[2]
         results["floor"] = summary(floor)
         results["kea_cpu_per_reload"] = summary([c * 1000 for c in kea_cpu])
         results["kea_stats"] = dict(zip(["cpu_s", "switches", "rss_kb", "hwm_kb"], proc_stats(kea.proc.pid)))
