@@ -13,7 +13,7 @@ use super::decide::{self, FileRead, FirstStep};
 use super::event::{Outcome, SyncEvent};
 use super::state::{ServiceState, StateStore};
 use crate::dialect::{self, Expanded, Style};
-use crate::digest::{hex, sha256_hex};
+use crate::digest::{hex, json_value_digest, sha256_hex};
 use crate::kea::{ConfigHash, ControlChannel, KeaError, Service};
 use crate::upstream::SharedOutbox;
 use crate::upstream::pusher::lock;
@@ -501,14 +501,11 @@ impl ServiceSync {
         if !decide::looks_written_by_kea(self.service, &service_keys(&expanded.json, key)) {
             return Ok(false);
         }
-        let Ok(file) = expanded.to_value() else {
+        let Some(file) = service_digest(&expanded.json, key) else {
             return Ok(false);
         };
         let in_memory = self.channel.config_get().await?;
-        let Ok(live) = serde_json::from_str::<serde_json::Value>(in_memory.config.get()) else {
-            return Ok(false);
-        };
-        Ok(file.get(key).is_some() && file.get(key) == live.get(key))
+        Ok(service_digest(in_memory.config.get(), key) == Some(file))
     }
 
     /// Kea's in-memory config and its hash: Kea's own (2.4+, part of the
@@ -594,6 +591,14 @@ fn service_keys(json: &str, key: &str) -> Vec<String> {
         })
         .map(|body| body.into_keys().collect())
         .unwrap_or_default()
+}
+
+/// The digest of the `key` member (the service map) of a config document,
+/// as a stream (no value tree of a large config): equal digests mean equal
+/// values. None when the document or the member is missing or not JSON.
+fn service_digest(json: &str, key: &str) -> Option<[u8; 32]> {
+    let top: indexmap::IndexMap<String, &RawValue> = serde_json::from_str(json).ok()?;
+    json_value_digest(top.get(key)?.get()).ok()
 }
 
 /// Puts the live config on the check's first event.
