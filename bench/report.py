@@ -39,7 +39,7 @@ def machine():
             mem_gib = int(f.readline().split()[1]) / 1024 / 1024
     except (OSError, ValueError, IndexError):
         pass
-    return "%d cores (%s), %.0f GiB RAM, %s, Linux %s, load average %.2f" % (
+    return "%d cores (%s), %.0f GiB RAM, %s, Linux %s, 5-minute load average at the end %.2f" % (
         os.cpu_count(), platform.machine(), mem_gib, os_name, platform.release(), os.getloadavg()[1])
 
 
@@ -145,8 +145,9 @@ def main():
                 "compact JSON: %.1f MiB on disk, %.1f MiB as Kea's config-get returns it."
                 % (large["config_bytes"] / 1048576, large.get("config_get_bytes", 0) / 1048576),
                 "", "The methods run one after the other against the same Kea (floor, validation, naive loop, "
-                "agent), and Kea's reloads of this config slow down as its memory grows (section 5): the "
-                "agent, last, meets the slowest Kea; a fairer run would restart Kea between methods."]
+                "agent), and Kea's memory grows with each reload of this config (section 5), its reload time "
+                "perhaps with it: the agent, last, meets the most-reloaded Kea; a fairer run would restart "
+                "Kea between methods."]
 
     out += ["", "## 2. Edit to central", "",
             "From the edit to the event stored by kea-sync-central (SQLite), next to the polling "
