@@ -164,12 +164,8 @@ impl ServiceSync {
         let Some(expanded) = read.expanded.as_ref() else {
             return;
         };
-        let quiet_for = SystemTime::now()
-            .duration_since(newest_mtime(&self.files))
-            .unwrap_or_default();
-        let key = self.service.config_key();
-        if decide::first_step(&read.file, &self.state, quiet_for) != FirstStep::AskKea
-            || decide::looks_written_by_kea(self.service, &service_keys(&expanded.json, key))
+        if decide::first_step(&read.file, &self.state, self.quiet_for()) != FirstStep::AskKea
+            || self.looks_written_by_kea(expanded)
         {
             return; // No validation ahead, or likely none (Kea's own config-write).
         }
@@ -225,9 +221,7 @@ impl ServiceSync {
 
     async fn decide(&mut self, detected_at: SystemTime, trigger: Trigger) -> Checked {
         let read = self.read_files();
-        let quiet_for = SystemTime::now()
-            .duration_since(newest_mtime(&self.files))
-            .unwrap_or_default();
+        let quiet_for = self.quiet_for();
         let quiet = |next| Checked {
             events: Vec::new(),
             next,
@@ -492,13 +486,26 @@ impl ServiceSync {
         }
     }
 
+    /// How long the files have been left alone (since the newest mtime).
+    fn quiet_for(&self) -> Duration {
+        SystemTime::now()
+            .duration_since(newest_mtime(&self.files))
+            .unwrap_or_default()
+    }
+
+    /// Whether the files look like Kea's own config-write.
+    fn looks_written_by_kea(&self, expanded: &Expanded) -> bool {
+        let keys = service_keys(&expanded.json, self.service.config_key());
+        decide::looks_written_by_kea(self.service, &keys)
+    }
+
     /// Whether the file's service map equals Kea's in-memory one (true when
     /// a central did config-set + config-write).
     async fn equals_in_memory(&self, expanded: &Expanded) -> Result<bool, KeaError> {
         let key = self.service.config_key();
         // A config-get costs seconds on large configs: only ask when the file
         // looks like Kea wrote it.
-        if !decide::looks_written_by_kea(self.service, &service_keys(&expanded.json, key)) {
+        if !self.looks_written_by_kea(expanded) {
             return Ok(false);
         }
         let Some(file) = service_digest(&expanded.json, key) else {

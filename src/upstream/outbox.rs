@@ -219,7 +219,7 @@ impl Outbox {
         };
         let queued_at = SystemTime::now();
         // Streamed into the file: a large config is not held twice.
-        entry.bytes = write_durably_with(&self.dir.join(entry.file_name()), |file| {
+        entry.bytes = write_durably_with(&self.path(&entry), |file| {
             let encoded = wire::encode_into(
                 event,
                 &entry.id,
@@ -251,13 +251,13 @@ impl Outbox {
 
     /// The event's body.
     pub fn read(&self, entry: &Entry) -> Result<Vec<u8>, OutboxError> {
-        let path = self.dir.join(entry.file_name());
+        let path = self.path(entry);
         std::fs::read(&path).map_err(|source| OutboxError::Io { path, source })
     }
 
     /// Forgets a delivered event.
     pub fn remove(&self, entry: &Entry) -> Result<(), OutboxError> {
-        let path = self.dir.join(entry.file_name());
+        let path = self.path(entry);
         std::fs::remove_file(&path).map_err(|source| OutboxError::Io { path, source })?;
         sync_dir(&self.dir)
     }
@@ -299,7 +299,7 @@ impl Outbox {
 
     /// Moves an event the receiver refused to `dead/`, its reply beside it.
     pub fn bury(&self, entry: &Entry, reply: &str) -> Result<PathBuf, OutboxError> {
-        let from = self.dir.join(entry.file_name());
+        let from = self.path(entry);
         let to = self.dead.join(entry.file_name());
         write_durably(
             &self.dead.join(format!("{}.reply", entry.file_name())),

@@ -206,6 +206,7 @@ fn control_view(json: &str, service: Service) -> Result<Value, serde_json::Error
 mod tests {
     use super::{control_view, resolve_socket_name};
     use crate::kea::Service;
+    use std::path::{Path, PathBuf};
 
     #[test]
     fn control_view_keeps_only_the_control_sockets() {
@@ -227,7 +228,6 @@ mod tests {
         );
         assert!(control_view("[1]", Service::Dhcp4).is_err());
     }
-    use std::path::{Path, PathBuf};
 
     #[test]
     fn relative_socket_names_resolve_against_base_or_kea_socket_dir() {

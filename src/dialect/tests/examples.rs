@@ -1,4 +1,4 @@
-//! Kea's own example configs, and and a generated config in the benchmark's shape.
+//! Kea's own example configs, and a generated config in the benchmark's shape.
 
 use std::fs;
 use std::path::Path;
