@@ -287,6 +287,16 @@ impl HookSink {
         let Some((program, args)) = self.command.split_first() else {
             return retry("empty hook command".into());
         };
+        // Opened first: a hook fed nothing would "deliver" an empty event.
+        let mut file = match tokio::fs::File::open(path).await {
+            Ok(file) => file,
+            Err(error) => {
+                return retry(format!(
+                    "cannot read the queued event {}: {error}",
+                    path.display()
+                ));
+            }
+        };
         let spawned = tokio::process::Command::new(program)
             .args(args)
             .stdin(Stdio::piped())
@@ -301,9 +311,7 @@ impl HookSink {
         let io = async {
             if let Some(mut stdin) = child.stdin.take() {
                 // A hook that does not read its input is its own business.
-                if let Ok(mut file) = tokio::fs::File::open(path).await {
-                    let _ = tokio::io::copy(&mut file, &mut stdin).await;
-                }
+                let _ = tokio::io::copy(&mut file, &mut stdin).await;
                 drop(stdin);
             }
             child.wait_with_output().await
@@ -397,6 +405,27 @@ mod tests {
             .read_to_end(&mut unzipped)
             .expect("gunzip");
         assert_eq!(unzipped, big, "the whole body, head and rest, in order");
+    }
+
+    #[tokio::test]
+    async fn hook_is_not_run_without_its_event_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ran = dir.path().join("ran");
+        let hook = HookSink::new(&HookConfig {
+            command: vec!["touch".into(), ran.display().to_string()],
+            timeout: Duration::from_secs(5),
+        })
+        .expect("hook");
+        let missing = dir.path().join("01-missing.json");
+        match hook.run(&missing).await {
+            Disposition::Retry { why, .. } => assert!(why.contains("01-missing.json"), "{why}"),
+            other => panic!("an unreadable event must be retried, got {other:?}"),
+        }
+        assert!(!ran.exists(), "the hook ran with no event on stdin");
+        let event = dir.path().join("02-event.json");
+        std::fs::write(&event, "{}").expect("write");
+        assert!(matches!(hook.run(&event).await, Disposition::Delivered));
+        assert!(ran.exists());
     }
 
     #[test]
