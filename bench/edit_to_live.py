@@ -235,18 +235,8 @@ def proc_stats(pid):
         for line in f:
             k, _, v = line.partition(":")
             status[k] = v.strip()
-    switches = int(status["voluntary_ctxt_switches"]) + int(status["nonvoluntary_ctxt_switches"])
-    # Threads too: tokio and notify run a few.
-    for tid in os.listdir("/proc/%d/task" % pid):
-        if int(tid) == pid:
-            continue
-        try:
-            with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
-                for line in f:
-                    if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
-                        switches += int(line.split(":")[1])
-        except FileNotFoundError:
-            pass
+    # Every thread: tokio and notify run a few.
+    switches = sum(task_switches(pid).values())
     rss_kb = int(status["VmRSS"].split()[0])
     hwm_kb = int(status["VmHWM"].split()[0])
     return cpu, switches, rss_kb, hwm_kb
@@ -276,23 +266,26 @@ def tree_stats(pid):
     return total
 
 
+def task_switches(pid):
+    """Context switches of each thread of one process, by thread id."""
+    counts = {}
+    try:
+        tids = os.listdir("/proc/%d/task" % pid)
+    except FileNotFoundError:
+        return counts
+    for tid in tids:
+        try:
+            with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
+                counts[tid] = sum(int(line.split(":")[1]) for line in f
+                                  if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")))
+        except FileNotFoundError:
+            pass
+    return counts
+
+
 def thread_switches(pid):
     """Context switches of every thread of a process tree, by (pid, tid)."""
-    counts = {}
-    for p in tree_pids(pid):
-        try:
-            tids = os.listdir("/proc/%d/task" % p)
-        except FileNotFoundError:
-            continue
-        for tid in tids:
-            try:
-                with open("/proc/%d/task/%s/status" % (p, tid)) as f:
-                    counts[(p, tid)] = sum(int(line.split(":")[1]) for line in f
-                                           if line.startswith(("voluntary_ctxt_switches",
-                                                               "nonvoluntary_ctxt_switches")))
-            except FileNotFoundError:
-                pass
-    return counts
+    return {(p, tid): n for p in tree_pids(pid) for tid, n in task_switches(p).items()}
 
 
 def idle(pid, seconds):
