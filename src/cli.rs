@@ -2,7 +2,9 @@
 
 use crate::agent::commands;
 use crate::agent::config::AgentConfig;
-use crate::agent::daemon::{Daemon, Signals};
+use crate::agent::daemon::{Daemon, DaemonError, DaemonIo};
+use crate::agent::lock::LockError;
+use crate::agent::signals::Signals;
 use crate::dialect::{self, Style};
 use crate::kea::{
     Command, ControlChannel, HttpControl, HttpOptions, KeaError, Service, UnixControl,
@@ -54,14 +56,19 @@ pub enum CliCommand {
     /// Without --config it reads /etc/kea-sync-agent/agent.toml, or, when that
     /// does not exist, manages every Kea service whose stock config file exists
     /// in /etc/kea, with the control socket each file names.
+    ///
+    /// One agent per state dir: a second `run` on the same state dir exits at
+    /// once with status 2, naming the pid that holds it. A bad agent config
+    /// exits 3.
     Run(AgentArgs),
     /// Check the agent config, each Kea config file and each control channel
     /// (reachable, permitted, Kea's version), like `nginx -t`; exit 0 only when
     /// all is well.
     Check(AgentArgs),
     /// Run the agent's decision once, now, and print one JSON event per
-    /// service. Exit 0 applied/unchanged/in-sync, 1 rejected, 2 unreachable,
-    /// 3 bad agent config.
+    /// service. Exit 0 applied/unchanged/in-sync, 1 rejected, 2 unreachable
+    /// (or a daemon holds the state dir: reload the daemon instead), 3 bad
+    /// agent config.
     Apply(ApplyArgs),
 }
 
@@ -204,10 +211,22 @@ async fn run(args: &AgentArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match Daemon::start(args.config.as_deref()) {
+    let started = AgentConfig::from_cli(args.config.as_deref())
+        .map_err(DaemonError::from)
+        .and_then(|config| {
+            let io = DaemonIo::open(&config)?;
+            Daemon::new(config, args.config.clone(), io)
+        });
+    match started {
         Ok(daemon) => {
-            daemon.run(signals).await;
+            daemon.run(signals.into_triggers()).await;
             ExitCode::SUCCESS
+        }
+        Err(DaemonError::Lock(held @ LockError::Held { .. })) => {
+            eprintln!(
+                "error: {held}; stop that one first (systemctl stop kea-sync-agent), or give this one its own [agent] state_dir"
+            );
+            ExitCode::from(EXIT_UNREACHABLE)
         }
         Err(error) => {
             // One line: under systemd it is the journal line naming file and line.
@@ -257,7 +276,15 @@ async fn apply(args: &ApplyArgs) -> ExitCode {
         );
         return ExitCode::from(EXIT_BAD_INPUT);
     }
-    let events = commands::apply(&config, args.service).await;
+    let events = match commands::apply(&config, args.service).await {
+        Ok(events) => events,
+        Err(held) => {
+            eprintln!(
+                "error: {held}. A running daemon applies every edit itself; to have it look at every service now, reload it (systemctl reload kea-sync-agent, or send it SIGHUP)"
+            );
+            return ExitCode::from(EXIT_UNREACHABLE);
+        }
+    };
     let mut out = String::new();
     for event in &events {
         out.push_str(&event.to_json_line());

@@ -1,11 +1,13 @@
-pub mod accounts;
 pub mod agent;
 #[cfg(feature = "central")]
 pub mod central;
 pub mod cli;
 pub mod dialect;
 pub mod digest;
+pub mod event;
+pub mod http_client;
 pub mod kea;
+pub mod shutdown;
 pub mod upstream;
 pub mod validate;
 pub mod watch;

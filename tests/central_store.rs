@@ -8,7 +8,7 @@ use axum::body::Body;
 use axum::http::HeaderMap;
 use central_support::{Backend, TestDb, config_a, config_b, event, reordered};
 use kea_sync_agent::central::ingest::{Central, IngestError};
-use kea_sync_agent::central::store::{Store, Stored};
+use kea_sync_agent::central::store::{ServerSummary, Store, Stored};
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -30,6 +30,15 @@ async fn numbers(store: &Store, server: &str, before: Option<i64>, limit: i64) -
         .iter()
         .map(|v| v.number)
         .collect()
+}
+
+/// The stored state of `server`'s dhcp4.
+async fn server_summary(store: &Store, server: &str) -> ServerSummary {
+    store
+        .server(server, "dhcp4")
+        .await
+        .expect("should succeed")
+        .expect("the server is known")
 }
 
 /// Versions, config dedup by content hash, repeats, paging, flags, history.
@@ -202,6 +211,53 @@ async fn versions_dedup_and_flags(backend: Backend) {
     assert_eq!(store.stats().await.expect("should succeed").configs, 2);
 }
 
+/// A drift carries the config Kea runs after a config-set: it becomes a
+/// version marked as a drift, the server's current one, with the flag raised.
+async fn drift_config_is_a_version_marked_drift(backend: Backend) {
+    let db = TestDb::new(backend);
+    let central = db.central(None, MAX_BODY).await;
+    let store = &central.store;
+    post(&central, &event(1, "kea1", "applied", 1, Some(config_a())))
+        .await
+        .expect("should succeed");
+    assert_eq!(
+        post(&central, &event(2, "kea1", "drift", 2, Some(config_b())))
+            .await
+            .expect("should succeed"),
+        Stored::New
+    );
+    let drift = store
+        .version("kea1", "dhcp4", 2)
+        .await
+        .expect("should succeed")
+        .expect("the drift made version 2");
+    assert_eq!(drift.info.kind, "drift");
+    assert_eq!(
+        serde_json::from_str::<Value>(&drift.config_json).expect("should succeed"),
+        config_b()
+    );
+    let summary = server_summary(store, "kea1").await;
+    assert_eq!(summary.version, Some(2));
+    assert_eq!(
+        summary.content_hash.as_deref(),
+        Some(drift.info.content_hash.as_str())
+    );
+    assert!(
+        summary.drift_open,
+        "a drift stays open until applied or snapshot"
+    );
+    let events = store
+        .events("kea1", "dhcp4", 1)
+        .await
+        .expect("should succeed");
+    assert_eq!(events[0].version, Some(2));
+    post(&central, &event(3, "kea1", "applied", 3, Some(config_a())))
+        .await
+        .expect("should succeed");
+    let summary = server_summary(store, "kea1").await;
+    assert_eq!((summary.version, summary.drift_open), (Some(3), false));
+}
+
 /// Reopening runs no migration twice and keeps the data.
 async fn migrations_are_versioned(backend: Backend) {
     let db = TestDb::new(backend);
@@ -273,6 +329,7 @@ macro_rules! on_both_backends {
 
 on_both_backends!(
     versions_dedup_and_flags,
+    drift_config_is_a_version_marked_drift,
     migrations_are_versioned,
     concurrent_ingest
 );

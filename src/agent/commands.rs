@@ -2,38 +2,50 @@
 //! `check` (like `nginx -t`: is everything the daemon needs in place?).
 
 use super::config::{AgentConfig, ServiceConfig};
-use super::event::{Outcome, SyncEvent};
+use super::lock::{LockError, StateDirLock};
 use super::state::StateStore;
-use super::sync::{Next, ServiceSync, Trigger};
+use super::sync::{Mode, Next, ServiceSync, Trigger};
 use crate::dialect::{self, Style};
+use crate::event::wire::Identity;
+use crate::event::{Outcome, SyncEvent};
 use crate::kea::Service;
-use crate::upstream::Outbox;
-use crate::upstream::wire::Identity;
+use crate::upstream::OutboxHandle;
 use crate::validate::{Validator, Verdict};
-use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
-use tokio::sync::Notify;
 
 /// How long `apply` waits for a file that does not parse yet to settle.
 const APPLY_PATIENCE: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Runs the pipeline once for every configured service (or just `only`) and
-/// returns one event per service.
-pub async fn apply(config: &AgentConfig, only: Option<Service>) -> Vec<SyncEvent> {
-    let store = StateStore::new(&config.agent.state_dir);
-    // Events go to the outbox, for the daemon to deliver.
-    let outbox = match Outbox::open(
-        &config.agent.state_dir,
-        config.outbox,
-        Identity::of_this_host(),
-    ) {
-        Ok(outbox) => Some(Arc::new(Mutex::new(outbox))),
+/// returns one event per service. Refused while another agent holds the
+/// state dir: the daemon applies edits itself, and two writers of one outbox
+/// would repeat sequence numbers.
+pub async fn apply(
+    config: &AgentConfig,
+    only: Option<Service>,
+) -> Result<Vec<SyncEvent>, LockError> {
+    let state_dir = &config.agent.state_dir;
+    let lock = match StateDirLock::acquire(state_dir, "apply") {
+        Ok(lock) => Some(lock),
+        Err(held @ LockError::Held { .. }) => return Err(held),
         Err(error) => {
-            tracing::warn!("events will not be queued upstream: {error}");
+            tracing::warn!("{error}; applying without the state dir");
             None
         }
     };
-    let wake = Arc::new(Notify::new());
+    let store = StateStore::new(state_dir);
+    // Events go to the outbox, for the daemon to deliver.
+    let outbox = match lock
+        .as_ref()
+        .map(|_| OutboxHandle::open(state_dir, config.outbox, Identity::of_this_host()))
+    {
+        Some(Ok(outbox)) => Some(outbox),
+        Some(Err(error)) => {
+            tracing::warn!("events will not be queued upstream: {error}");
+            None
+        }
+        None => None,
+    };
     let mut events = Vec::new();
     for service in config
         .services
@@ -47,11 +59,8 @@ pub async fn apply(config: &AgentConfig, only: Option<Service>) -> Vec<SyncEvent
                 continue;
             }
         };
-        let mut sync = ServiceSync::new(service, channel, store.clone());
-        if let Some(outbox) = &outbox {
-            sync = sync.with_outbox(outbox.clone(), wake.clone());
-        }
-        sync.repeat_rejects = true;
+        let mut sync =
+            ServiceSync::new(service, channel, store.clone(), outbox.clone(), Mode::Once);
         let detected_at = SystemTime::now();
         let started = std::time::Instant::now();
         loop {
@@ -71,8 +80,12 @@ pub async fn apply(config: &AgentConfig, only: Option<Service>) -> Vec<SyncEvent
             )
             .await;
         }
+        if sync.holds_events() {
+            tracing::error!(service = %service.service, "the outbox could not take this run's upstream events; the daemon sends Kea's config when it next runs");
+        }
     }
-    events
+    drop(lock);
+    Ok(events)
 }
 
 /// The exit code of `apply` for its events: the worst outcome wins.
@@ -142,9 +155,12 @@ fn check_state_dir(config: &AgentConfig) -> Finding {
     let writable = std::fs::create_dir_all(dir)
         .and_then(|()| std::fs::write(&probe, b"probe"))
         .and_then(|()| std::fs::remove_file(&probe));
+    let held = StateDirLock::holder(dir)
+        .map(|holder| format!(", in use by {holder}"))
+        .unwrap_or_default();
     match writable {
-        Ok(()) => finding(true, subject, "writable"),
-        Err(error) => finding(false, subject, format!("not writable: {error}")),
+        Ok(()) => finding(true, subject, format!("writable{held}")),
+        Err(error) => finding(false, subject, format!("not writable: {error}{held}")),
     }
 }
 

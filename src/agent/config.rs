@@ -9,6 +9,7 @@
 //! (`control.rs`).
 
 mod control;
+mod diff;
 mod error;
 mod file;
 mod include_base;
@@ -17,6 +18,7 @@ mod include_base;
 mod tests;
 
 pub use control::{ControlEndpoint, control_endpoint_from_config};
+pub use diff::{Reconfiguration, ServiceChange, reconfiguration};
 pub use error::{ConfigError, ConfigLocation};
 
 use crate::kea::{HttpOptions, Service};

@@ -1,45 +1,48 @@
 //! `kea-sync-agent run`: the loop that turns file events into settled checks.
 //!
 //! change seen (watcher) -> settled (`settle` of quiet) -> [`ServiceSync::check`]
-//! (read, decide, validate, reload, verify) -> event logged and sent upstream.
-//! Validation starts when the change is seen ([`ServiceSync::speculate`]) and
-//! its verdict is used if the files are still the same when the check runs.
-//! Checks of one service never overlap; events during a check make it due again.
+//! (read, decide, validate, reload, verify, record). Validation starts when
+//! the change is seen ([`ServiceSync::speculate`]) and its verdict is used if
+//! the files are still the same when the check runs. Checks of one service
+//! never overlap; events during a check make it due again.
+//!
+//! The daemon opens nothing of its own: [`Daemon::new`] receives what it
+//! watches and where it queues ([`DaemonIo`]), [`Daemon::run`] its shutdown
+//! and reload triggers ([`Triggers`]). The binary turns SIGTERM and SIGHUP
+//! into those (`signals.rs`); a test pulls them itself.
 
-use super::config::{AgentConfig, ConfigError};
+use super::config::{AgentConfig, ConfigError, ServiceChange, ServiceConfig, reconfiguration};
 use super::decide;
-use super::event::{Outcome, SyncEvent};
+use super::lock::{LockError, StateDirLock};
 use super::state::StateStore;
-use super::sync::{Next, ServiceSync, Trigger};
+use super::sync::{Mode, Next, ServiceSync, Trigger};
 use super::systemd::Notifier;
+use crate::event::Outcome;
+use crate::event::wire::Identity;
+use crate::kea::Service;
+use crate::shutdown::{self, Shutdown, ShutdownTrigger};
 use crate::upstream::sink::SinkError;
-use crate::upstream::wire::Identity;
-use crate::upstream::{Outbox, OutboxError, Pusher, SharedOutbox};
+use crate::upstream::{OutboxError, OutboxHandle, Pusher};
 use crate::watch::{BATCH_QUIET, ConfigWatcher, WatchError, WatchSignal};
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
-use tokio::signal::unix::{Signal, SignalKind, signal};
-use tokio::sync::Notify;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::task::JoinHandle;
-use tokio::time::Instant;
+use tokio::time::{Instant, Interval};
 
 /// How long a shutdown waits for the check in flight.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
+/// How long a shutdown waits for the delivery in flight.
+const PUSHER_GRACE: Duration = Duration::from_secs(3);
 
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
-    #[error("cannot install the {signal} handler: {source}")]
-    Signal {
-        signal: &'static str,
-        #[source]
-        source: std::io::Error,
-    },
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error(transparent)]
+    Lock(#[from] LockError),
     #[error(transparent)]
     Watch(#[from] WatchError),
     #[error(transparent)]
@@ -48,36 +51,40 @@ pub enum DaemonError {
     Sink(#[from] SinkError),
 }
 
-/// Termination and reload signals, installed before anything else.
-pub struct Signals {
-    terminate: Signal,
-    interrupt: Signal,
-    hangup: Signal,
+/// What the daemon watches and where it queues, opened before it runs.
+pub struct DaemonIo {
+    /// Held for the daemon's whole life: one agent per state dir.
+    pub lock: StateDirLock,
+    pub outbox: OutboxHandle,
+    pub watcher: ConfigWatcher,
+    pub watch_signals: UnboundedReceiver<WatchSignal>,
 }
 
-impl Signals {
-    /// Installs SIGTERM, SIGINT and SIGHUP handlers.
-    pub fn install() -> Result<Signals, DaemonError> {
-        let install = |kind: SignalKind, name: &'static str| {
-            signal(kind).map_err(|source| DaemonError::Signal {
-                signal: name,
-                source,
-            })
-        };
-        Ok(Signals {
-            terminate: install(SignalKind::terminate(), "SIGTERM")?,
-            interrupt: install(SignalKind::interrupt(), "SIGINT")?,
-            hangup: install(SignalKind::hangup(), "SIGHUP")?,
+impl DaemonIo {
+    /// Locks the state dir, opens its outbox and starts a watcher.
+    pub fn open(config: &AgentConfig) -> Result<DaemonIo, DaemonError> {
+        let lock = StateDirLock::acquire(&config.agent.state_dir, "run")?;
+        let outbox = OutboxHandle::open(
+            &config.agent.state_dir,
+            config.outbox,
+            Identity::of_this_host(),
+        )?;
+        let (watcher, watch_signals) = ConfigWatcher::new()?;
+        Ok(DaemonIo {
+            lock,
+            outbox,
+            watcher,
+            watch_signals,
         })
     }
 }
 
-/// Resolves on SIGTERM or SIGINT.
-async fn stop_requested(terminate: &mut Signal, interrupt: &mut Signal) {
-    tokio::select! {
-        _ = terminate.recv() => {}
-        _ = interrupt.recv() => {}
-    }
+/// What asks the running daemon to act.
+pub struct Triggers {
+    /// Stop: the check in flight and the delivery in flight are finished.
+    pub shutdown: Shutdown,
+    /// Each message asks to re-read the agent config.
+    pub reload: UnboundedReceiver<()>,
 }
 
 /// One service and when it is next due.
@@ -89,12 +96,51 @@ struct Slot {
     detected_at: Option<SystemTime>,
     /// Failed attempts to reach Kea in a row.
     attempt: u32,
-    /// Last unreachable text, to say it once rather than at every retry.
-    last_unreachable: Option<String>,
     /// The pending check also looks at Kea's memory (start-up, periodic, retry).
     full: bool,
     /// The last outcome, for systemd's status line.
     last_outcome: Option<Outcome>,
+    /// When to try again to queue events the outbox could not take.
+    held_due: Option<Instant>,
+    held_attempt: u32,
+}
+
+impl Slot {
+    fn new(sync: ServiceSync) -> Slot {
+        Slot {
+            sync,
+            due: None,
+            detected_at: None,
+            attempt: 0,
+            full: true,
+            last_outcome: None,
+            held_due: None,
+            held_attempt: 0,
+        }
+    }
+
+    /// Due after `delay` of quiet, keeping the first detection time.
+    fn make_due(&mut self, delay: Duration) {
+        self.due = Some(Instant::now() + delay);
+        self.detected_at.get_or_insert_with(SystemTime::now);
+    }
+
+    /// Schedules the next try for held events, if there are any.
+    fn plan_held_retry(&mut self) {
+        if self.sync.holds_events() {
+            self.held_attempt = self.held_attempt.saturating_add(1);
+            self.held_due = Some(Instant::now() + decide::backoff(self.held_attempt));
+        } else {
+            self.held_due = None;
+            self.held_attempt = 0;
+        }
+    }
+}
+
+/// The pusher task and what stops it.
+struct RunningPusher {
+    stop: ShutdownTrigger,
+    task: JoinHandle<()>,
 }
 
 /// The running agent.
@@ -102,76 +148,66 @@ pub struct Daemon {
     config_path: Option<PathBuf>,
     config: AgentConfig,
     slots: Vec<Slot>,
-    watcher: ConfigWatcher,
-    watch_signals: UnboundedReceiver<WatchSignal>,
-    outbox: SharedOutbox,
-    wake: Arc<Notify>,
-    pusher: Option<JoinHandle<()>>,
+    io: DaemonIo,
+    pusher: Option<RunningPusher>,
+    periodic: Option<Interval>,
     notifier: Notifier,
     ready: bool,
 }
 
 impl Daemon {
-    /// Loads the agent config and starts watching. Every service is checked
-    /// at once: the start-up catch-up.
-    pub fn start(config_path: Option<&Path>) -> Result<Daemon, DaemonError> {
-        let config = AgentConfig::from_cli(config_path)?;
-        let outbox = Outbox::open(
-            &config.agent.state_dir,
-            config.outbox,
-            Identity::of_this_host(),
-        )?;
-        let outbox: SharedOutbox = Arc::new(Mutex::new(outbox));
-        let wake = Arc::new(Notify::new());
-        let pusher = spawn_pusher(&config, &outbox, &wake)?;
-        let slots = build_slots(&config, &outbox, &wake)?;
-        let (watcher, watch_signals) = ConfigWatcher::new()?;
+    /// The daemon for `config` (read from `config_path`, re-read on reload)
+    /// over `io`. Every service is checked at once: the start-up catch-up.
+    pub fn new(
+        config: AgentConfig,
+        config_path: Option<PathBuf>,
+        io: DaemonIo,
+    ) -> Result<Daemon, DaemonError> {
+        let pusher = start_pusher(&config, &io.outbox, None)?;
+        let slots = config
+            .services
+            .iter()
+            .map(|service| Ok(Slot::new(build_sync(&config, service, &io.outbox)?)))
+            .collect::<Result<Vec<Slot>, ConfigError>>()?;
         let mut daemon = Daemon {
-            config_path: config_path.map(Path::to_path_buf),
+            config_path,
+            periodic: periodic(&config),
             config,
             slots,
-            watcher,
-            watch_signals,
-            outbox,
-            wake,
+            io,
             pusher,
             notifier: Notifier::from_env(),
             ready: false,
         };
         daemon.watch_current_files();
-        let now = Instant::now();
-        for slot in &mut daemon.slots {
-            slot.due = Some(now);
-            slot.detected_at = Some(SystemTime::now());
-            slot.full = true;
-        }
+        daemon.make_all_due(Duration::ZERO, true);
         tracing::info!(config = %daemon.config.source, services = daemon.slots.len(), "kea-sync-agent started");
         Ok(daemon)
     }
 
-    /// Runs until SIGTERM/SIGINT; the check in flight is finished first.
-    pub async fn run(mut self, mut signals: Signals) {
-        let mut periodic = self.config.agent.check_interval.map(|every| {
-            let mut interval = tokio::time::interval_at(Instant::now() + every, every);
-            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            interval
-        });
+    /// Runs until `triggers.shutdown`; the check in flight is finished
+    /// first, then the delivery in flight.
+    pub async fn run(mut self, triggers: Triggers) {
+        let Triggers {
+            mut shutdown,
+            mut reload,
+        } = triggers;
         let mut watchdog = self.notifier.watchdog_interval().map(tokio::time::interval);
-        loop {
-            let next_due = self.slots.iter().filter_map(|s| s.due).min();
+        while !shutdown.is_requested() {
+            let next_due = self
+                .slots
+                .iter()
+                .flat_map(|s| [s.due, s.held_due])
+                .flatten()
+                .min();
             tokio::select! {
-                () = stop_requested(&mut signals.terminate, &mut signals.interrupt) => break,
-                () = periodic_tick(watchdog.as_mut()) => self.notifier.watchdog(),
-                _ = signals.hangup.recv() => self.reload_agent_config(),
-                Some(signal) = self.watch_signals.recv() => self.on_watch_signal(signal),
-                () = periodic_tick(periodic.as_mut()) => {
-                    self.make_all_due(false);
-                    for slot in &mut self.slots {
-                        slot.full = true;
-                    }
-                }
+                () = shutdown.requested() => break,
+                () = tick(watchdog.as_mut()) => self.notifier.watchdog(),
+                Some(()) = reload.recv() => self.reload_agent_config(),
+                Some(signal) = self.io.watch_signals.recv() => self.on_watch_signal(signal),
+                () = tick(self.periodic.as_mut()) => self.make_all_due(Duration::ZERO, true),
                 () = sleep_until(next_due) => {
-                    if !self.run_due_checks(&mut signals).await {
+                    if !self.run_due_checks(&mut shutdown).await {
                         break;
                     }
                 }
@@ -179,17 +215,25 @@ impl Daemon {
         }
         self.notifier.stopping();
         tracing::info!("kea-sync-agent stopping");
+        if let Some(pusher) = self.pusher.take() {
+            stop_pusher(pusher).await;
+        }
     }
 
-    /// Runs every due check; false when a stop signal arrived meanwhile.
-    async fn run_due_checks(&mut self, signals: &mut Signals) -> bool {
+    /// Runs every due check (and queues held events); false when a stop
+    /// came meanwhile.
+    async fn run_due_checks(&mut self, shutdown: &mut Shutdown) -> bool {
         let now = Instant::now();
         let mut keep_running = true;
-        for slot in self
-            .slots
-            .iter_mut()
-            .filter(|s| s.due.is_some_and(|due| due <= now))
-        {
+        let settle = self.config.agent.settle;
+        for slot in &mut self.slots {
+            if slot.held_due.is_some_and(|due| due <= now) {
+                slot.sync.queue_held();
+                slot.plan_held_retry();
+            }
+            if slot.due.is_none_or(|due| due > now) {
+                continue;
+            }
             slot.due = None;
             let detected_at = slot.detected_at.take().unwrap_or_else(SystemTime::now);
             let service = slot.sync.service;
@@ -203,7 +247,7 @@ impl Daemon {
                 tokio::pin!(check);
                 tokio::select! {
                     checked = &mut check => checked,
-                    () = stop_requested(&mut signals.terminate, &mut signals.interrupt) => {
+                    () = shutdown.requested() => {
                         keep_running = false;
                         tracing::info!(%service, "stop requested: finishing the check in flight");
                         match tokio::time::timeout(SHUTDOWN_GRACE, &mut check).await {
@@ -216,14 +260,13 @@ impl Daemon {
                     }
                 }
             };
-            for event in checked.events {
+            if let Some(event) = checked.events.last() {
                 slot.last_outcome = Some(event.outcome);
-                report(slot, event);
             }
             match checked.next {
                 Next::Idle => slot.attempt = 0,
                 Next::RecheckAfterSettle => {
-                    slot.due = Some(Instant::now() + self.config.agent.settle);
+                    slot.due = Some(Instant::now() + settle);
                     slot.detected_at = Some(detected_at);
                 }
                 Next::Retry => {
@@ -232,6 +275,9 @@ impl Daemon {
                     slot.due = Some(Instant::now() + decide::backoff(slot.attempt));
                     slot.detected_at = Some(detected_at);
                 }
+            }
+            if slot.held_due.is_none() {
+                slot.plan_held_retry();
             }
             if !keep_running {
                 break;
@@ -275,74 +321,114 @@ impl Daemon {
 
     fn on_watch_signal(&mut self, signal: WatchSignal) {
         match signal {
-            WatchSignal::Changed { paths, .. } => {
+            WatchSignal::Changed { paths, complete } => {
                 // The watcher already saw BATCH_QUIET of quiet before reporting.
                 let settle = self.config.agent.settle.saturating_sub(BATCH_QUIET);
                 let mut matched = false;
                 for slot in &mut self.slots {
                     if slot.sync.files().iter().any(|f| paths.contains(f)) {
                         matched = true;
-                        make_due(slot, settle);
-                        slot.sync.speculate();
+                        slot.make_due(settle);
+                        slot.sync.speculate(complete);
                     }
                 }
                 // A path the services do not list (a symlink hop): check all.
                 if !matched {
-                    self.make_all_due(true);
+                    self.make_all_due(self.config.agent.settle, false);
                 }
             }
             WatchSignal::Rescan => {
                 tracing::info!("file events were lost; re-checking every config");
-                self.make_all_due(true);
+                self.make_all_due(self.config.agent.settle, false);
             }
         }
-        if let Err(error) = self.watcher.refresh() {
+        if let Err(error) = self.io.watcher.refresh() {
             tracing::warn!("{error}");
         }
     }
 
-    fn make_all_due(&mut self, settle: bool) {
-        let delay = if settle {
-            self.config.agent.settle
-        } else {
-            Duration::ZERO
-        };
+    /// Every service due after `delay`; `full` also looks at Kea's memory.
+    fn make_all_due(&mut self, delay: Duration, full: bool) {
         for slot in &mut self.slots {
-            make_due(slot, delay);
+            slot.make_due(delay);
+            slot.full |= full;
         }
     }
 
-    /// SIGHUP: re-read the agent config; an invalid one is reported and the
-    /// old one kept.
+    /// Reload: re-read the agent config and apply what changed; an invalid
+    /// one is reported and the old one kept whole.
     fn reload_agent_config(&mut self) {
-        let loaded = AgentConfig::from_cli(self.config_path.as_deref())
-            .map_err(DaemonError::from)
-            .and_then(|config| {
-                let slots = build_slots(&config, &self.outbox, &self.wake)?;
-                let pusher_changed =
-                    config.upstream != self.config.upstream || config.hooks != self.config.hooks;
-                let pusher = if pusher_changed {
-                    Some(spawn_pusher(&config, &self.outbox, &self.wake)?)
-                } else {
-                    None
-                };
-                Ok((config, slots, pusher))
-            });
-        match loaded {
-            Ok((config, slots, pusher)) => {
-                tracing::info!(config = %config.source, services = slots.len(), "SIGHUP: agent config re-read");
-                if let Some(pusher) = pusher {
-                    if let Some(old) = std::mem::replace(&mut self.pusher, pusher) {
-                        old.abort();
-                    }
-                }
-                self.config = config;
-                self.slots = slots;
-                self.make_all_due(false);
+        match self.reconfigure() {
+            Ok(()) => {
+                tracing::info!(config = %self.config.source, services = self.slots.len(), "SIGHUP: agent config re-read");
+                // A reload is also the way to ask for a look at every service now.
+                self.make_all_due(Duration::ZERO, true);
                 self.watch_current_files();
             }
             Err(error) => tracing::error!("SIGHUP: {error}; keeping the running config"),
         }
+    }
+
+    fn reconfigure(&mut self) -> Result<(), DaemonError> {
+        let new = AgentConfig::from_cli(self.config_path.as_deref())?;
+        let plan = reconfiguration(&self.config, &new)?;
+        // Everything that can fail first, so a bad config changes nothing.
+        let mut fresh: Vec<(Service, ServiceSync)> = Vec::new();
+        for change in &plan.services {
+            if let ServiceChange::Added(service) | ServiceChange::Changed(service) = change {
+                fresh.push((service.service, build_sync(&new, service, &self.io.outbox)?));
+            }
+        }
+        let pusher = if plan.sinks {
+            Some(Pusher::new(
+                self.io.outbox.clone(),
+                new.upstream.as_ref(),
+                &new.hooks,
+            )?)
+        } else {
+            None
+        };
+        let mut old: Vec<Slot> = std::mem::take(&mut self.slots);
+        let mut take_old = |service: Service| {
+            old.iter()
+                .position(|s| s.sync.service == service)
+                .map(|at| old.swap_remove(at))
+        };
+        for change in plan.services {
+            match change {
+                ServiceChange::Removed(service) => {
+                    if take_old(service).is_some_and(|old| old.sync.holds_events()) {
+                        tracing::warn!(%service, "no longer managed: its events held back for a full state dir are dropped");
+                    } else {
+                        tracing::info!(%service, "no longer managed");
+                    }
+                }
+                ServiceChange::Unchanged(service) => self.slots.extend(take_old(service)),
+                ServiceChange::Added(config) | ServiceChange::Changed(config) => {
+                    let Some(at) = fresh.iter().position(|(s, _)| *s == config.service) else {
+                        continue;
+                    };
+                    let (service, mut sync) = fresh.swap_remove(at);
+                    if let Some(previous) = take_old(service) {
+                        tracing::info!(%service, "service settings changed: starting it afresh");
+                        sync.inherit(previous.sync);
+                    }
+                    self.slots.push(Slot::new(sync));
+                }
+            }
+        }
+        if plan.outbox_limits {
+            self.io.outbox.set_limits(new.outbox);
+        }
+        if plan.timing {
+            self.periodic = periodic(&new);
+        }
+        if let Some(pusher) = pusher {
+            let previous = self.pusher.take();
+            self.pusher = run_pusher(pusher, &new, previous);
+        }
+        self.config = new;
+        Ok(())
     }
 
     fn watch_current_files(&mut self) {
@@ -352,96 +438,97 @@ impl Daemon {
             .flat_map(|s| s.sync.files().iter().cloned())
             .collect();
         let files: Vec<PathBuf> = files.into_iter().collect();
-        if let Err(error) = self.watcher.set_files(&files) {
+        if let Err(error) = self.io.watcher.set_files(&files) {
             tracing::warn!("{error}; relying on the periodic re-check");
         }
     }
 }
 
-/// Starts delivering the outbox when there is anywhere to deliver to.
-fn spawn_pusher(
+/// The pipeline of one configured service.
+fn build_sync(
     config: &AgentConfig,
-    outbox: &SharedOutbox,
-    wake: &Arc<Notify>,
-) -> Result<Option<JoinHandle<()>>, SinkError> {
-    let pusher = Pusher::new(
-        outbox.clone(),
-        config.upstream.as_ref(),
-        &config.hooks,
-        wake.clone(),
-    )?;
+    service: &ServiceConfig,
+    outbox: &OutboxHandle,
+) -> Result<ServiceSync, ConfigError> {
+    let channel = service.control_channel()?;
+    let store = StateStore::new(&config.agent.state_dir);
+    Ok(ServiceSync::new(
+        service,
+        channel,
+        store,
+        Some(outbox.clone()),
+        Mode::Daemon,
+    ))
+}
+
+/// Starts delivering the outbox when there is anywhere to deliver to.
+fn start_pusher(
+    config: &AgentConfig,
+    outbox: &OutboxHandle,
+    previous: Option<RunningPusher>,
+) -> Result<Option<RunningPusher>, SinkError> {
+    let pusher = Pusher::new(outbox.clone(), config.upstream.as_ref(), &config.hooks)?;
+    Ok(run_pusher(pusher, config, previous))
+}
+
+/// Runs `pusher` once `previous` (asked to stop now) has finished its
+/// delivery in flight: never two pushers on one outbox.
+fn run_pusher(
+    pusher: Pusher,
+    config: &AgentConfig,
+    previous: Option<RunningPusher>,
+) -> Option<RunningPusher> {
+    if let Some(previous) = &previous {
+        previous.stop.trigger();
+    }
     if !pusher.has_sinks() {
         tracing::info!("no [upstream] or [[hook]] configured: events are kept in the outbox only");
-        return Ok(None);
+        return None;
     }
     if let Some(upstream) = &config.upstream {
         tracing::info!(url = %upstream.url, "pushing events upstream");
     }
-    Ok(Some(tokio::spawn(pusher.run())))
-}
-
-fn build_slots(
-    config: &AgentConfig,
-    outbox: &SharedOutbox,
-    wake: &Arc<Notify>,
-) -> Result<Vec<Slot>, ConfigError> {
-    let store = StateStore::new(&config.agent.state_dir);
-    config
-        .services
-        .iter()
-        .map(|service| {
-            let channel = service.control_channel()?;
-            Ok(Slot {
-                sync: ServiceSync::new(service, channel, store.clone())
-                    .with_outbox(outbox.clone(), wake.clone()),
-                due: None,
-                detected_at: None,
-                attempt: 0,
-                last_unreachable: None,
-                full: true,
-                last_outcome: None,
-            })
-        })
-        .collect()
-}
-
-/// Marks a slot due after `delay` of quiet, keeping the first detection time.
-fn make_due(slot: &mut Slot, delay: Duration) {
-    slot.due = Some(Instant::now() + delay);
-    slot.detected_at.get_or_insert_with(SystemTime::now);
-}
-
-/// Logs an event (an unreachable Kea once per distinct cause); upstream
-/// delivery goes through the outbox, written by the service pipeline.
-fn report(slot: &mut Slot, event: SyncEvent) {
-    if event.outcome == Outcome::Unreachable {
-        if slot.last_unreachable.as_deref() == Some(event.text.as_str()) {
-            tracing::debug!(service = %event.service, "still unreachable: {}", event.text);
-            return;
+    let (stop, shutdown) = shutdown::channel();
+    let task = tokio::spawn(async move {
+        if let Some(previous) = previous {
+            let _ = previous.task.await;
         }
-        slot.last_unreachable = Some(event.text.clone());
-    } else {
-        slot.last_unreachable = None;
+        pusher.run(shutdown).await;
+    });
+    Some(RunningPusher { stop, task })
+}
+
+/// Stops the pusher, giving the delivery in flight a moment to finish.
+async fn stop_pusher(pusher: RunningPusher) {
+    pusher.stop.trigger();
+    let mut task = pusher.task;
+    if tokio::time::timeout(PUSHER_GRACE, &mut task).await.is_err() {
+        tracing::warn!("upstream delivery in flight did not finish in time; it stays queued");
+        task.abort();
     }
-    event.log();
+}
+
+/// The periodic safety net's timer, if it is on.
+fn periodic(config: &AgentConfig) -> Option<Interval> {
+    config.agent.check_interval.map(|every| {
+        let mut interval = tokio::time::interval_at(Instant::now() + every, every);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        interval
+    })
 }
 
 async fn sleep_until(due: Option<Instant>) {
     match due {
         Some(due) => tokio::time::sleep_until(due).await,
-        None => never().await,
+        None => std::future::pending().await,
     }
 }
 
-async fn periodic_tick(periodic: Option<&mut tokio::time::Interval>) {
-    match periodic {
+async fn tick(interval: Option<&mut Interval>) {
+    match interval {
         Some(interval) => {
             interval.tick().await;
         }
-        None => never().await,
+        None => std::future::pending().await,
     }
-}
-
-async fn never<T>() -> T {
-    std::future::pending().await
 }

@@ -3,6 +3,7 @@
 
 use super::state::ServiceState;
 use crate::kea::Service;
+use crate::upstream::UpstreamView;
 use std::time::{Duration, SystemTime};
 
 /// What reading the config files gave.
@@ -110,6 +111,30 @@ pub fn looks_written_by_kea(service: Service, keys: &[String]) -> bool {
 /// `reload` counter restarted within the time the reload took.
 pub fn reload_took_effect(since_reload_after: Duration, reload_took: Duration) -> bool {
     since_reload_after <= reload_took + Duration::from_secs(1)
+}
+
+/// Whether the upstream lacks Kea's config with hash `live_hash`, so it must
+/// be sent (as a snapshot or drift). It has it when a receiver stored it
+/// last, when it is queued (the last config queued is this one and a config
+/// event still waits), or when it is held back to be queued (`held`: the
+/// state dir could not take it yet). `view` is None when there is no outbox
+/// (`apply` on a state dir it cannot write): then only what was queued counts.
+pub fn upstream_lacks(
+    live_hash: &str,
+    pushed_hash: Option<&str>,
+    view: Option<&UpstreamView>,
+    held: &[&str],
+) -> bool {
+    if held.contains(&live_hash) {
+        return false;
+    }
+    let pushed = pushed_hash == Some(live_hash);
+    match view {
+        Some(view) => {
+            view.last_delivered.as_deref() != Some(live_hash) && !(pushed && view.config_queued)
+        }
+        None => !pushed,
+    }
 }
 
 /// Delay before retry number `attempt` (1-based) to reach Kea: doubling from
@@ -307,6 +332,87 @@ mod tests {
         assert!(looks_written_by_kea(Service::Dhcp6, &written));
         assert!(!looks_written_by_kea(Service::Dhcp4, &by_hand));
         assert!(looks_written_by_kea(Service::D2, &by_hand));
+    }
+
+    #[test]
+    fn upstream_lacks_table() {
+        let view = |delivered: Option<&str>, queued: bool| UpstreamView {
+            last_delivered: delivered.map(str::to_string),
+            config_queued: queued,
+        };
+        let cases = [
+            (
+                "stored last",
+                "H",
+                None,
+                Some(view(Some("H"), false)),
+                vec![],
+                false,
+            ),
+            (
+                "queued and waiting",
+                "H",
+                Some("H"),
+                Some(view(Some("G"), true)),
+                vec![],
+                false,
+            ),
+            (
+                "queued once but refused since (dead)",
+                "H",
+                Some("H"),
+                Some(view(Some("G"), false)),
+                vec![],
+                true,
+            ),
+            (
+                "another config waits",
+                "H",
+                Some("G"),
+                Some(view(Some("G"), true)),
+                vec![],
+                true,
+            ),
+            (
+                "never sent",
+                "H",
+                None,
+                Some(view(None, false)),
+                vec![],
+                true,
+            ),
+            (
+                "held back for a full disk",
+                "H",
+                Some("G"),
+                Some(view(None, false)),
+                vec!["H"],
+                false,
+            ),
+            (
+                "no outbox, queued before",
+                "H",
+                Some("H"),
+                None,
+                vec![],
+                false,
+            ),
+            (
+                "no outbox, never queued",
+                "H",
+                Some("G"),
+                None,
+                vec![],
+                true,
+            ),
+        ];
+        for (name, live, pushed, view, held, want) in cases {
+            assert_eq!(
+                upstream_lacks(live, pushed, view.as_ref(), &held),
+                want,
+                "{name}"
+            );
+        }
     }
 
     #[test]

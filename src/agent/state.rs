@@ -1,6 +1,8 @@
 //! What the agent last decided per service, persisted in the state dir so a
-//! restarted agent neither reloads nor reports the same content twice.
+//! restarted agent neither reloads nor reports the same content twice. The
+//! state changes in one place: [`ServiceState::after`], a pure transition.
 
+use crate::event::Outcome;
 use crate::kea::Service;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -18,6 +20,61 @@ pub struct ServiceState {
     /// Hash of the last config queued upstream (applied, snapshot, drift).
     #[serde(default)]
     pub pushed_hash: Option<String>,
+}
+
+/// Something a check established, as the state records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fact<'a> {
+    /// A check of the files with digest `file_sha256` ended in `outcome`.
+    Checked {
+        outcome: Outcome,
+        file_sha256: &'a str,
+        /// Kea refused this content for good: say so once, not at every look.
+        refused_for_good: bool,
+        /// Kea's config hash after the step, when the check learnt it.
+        live_hash: Option<&'a str>,
+    },
+    /// Kea's in-memory config has hash `live_hash`; nothing to report.
+    Seen { live_hash: &'a str },
+    /// A config event with Kea hash `hash` is durable in the outbox (only
+    /// then: an event that could not be written does not count).
+    ConfigQueued { hash: &'a str },
+}
+
+impl ServiceState {
+    /// The state after `fact`. Pure: the one place the state changes.
+    pub fn after(&self, fact: Fact<'_>) -> ServiceState {
+        let mut next = self.clone();
+        match fact {
+            Fact::Checked {
+                outcome,
+                file_sha256,
+                refused_for_good,
+                live_hash,
+            } => {
+                match outcome {
+                    Outcome::Applied | Outcome::InSync => {
+                        next.applied_sha256 = Some(file_sha256.to_string());
+                        next.rejected_sha256 = None;
+                    }
+                    Outcome::Rejected if refused_for_good => {
+                        next.rejected_sha256 = Some(file_sha256.to_string());
+                    }
+                    Outcome::Rejected
+                    | Outcome::Unchanged
+                    | Outcome::Unreachable
+                    | Outcome::Snapshot
+                    | Outcome::Drift => {}
+                }
+                if let Some(hash) = live_hash {
+                    next.config_hash = Some(hash.to_string());
+                }
+            }
+            Fact::Seen { live_hash } => next.config_hash = Some(live_hash.to_string()),
+            Fact::ConfigQueued { hash } => next.pushed_hash = Some(hash.to_string()),
+        }
+        next
+    }
 }
 
 /// Why the state could not be read or written.
@@ -107,6 +164,91 @@ mod tests {
         store.save(Service::Dhcp4, &state).expect("save");
         assert_eq!(store.load(Service::Dhcp4), state);
         assert_eq!(store.load(Service::Dhcp6), ServiceState::default());
+    }
+
+    #[test]
+    fn transition_table() {
+        let old = ServiceState {
+            applied_sha256: Some("old".into()),
+            rejected_sha256: Some("bad".into()),
+            config_hash: Some("H0".into()),
+            pushed_hash: Some("H0".into()),
+        };
+        let with = |applied: &str, rejected: Option<&str>, hash: &str, pushed: &str| ServiceState {
+            applied_sha256: Some(applied.into()),
+            rejected_sha256: rejected.map(str::to_string),
+            config_hash: Some(hash.into()),
+            pushed_hash: Some(pushed.into()),
+        };
+        let checked = |outcome, refused_for_good, live_hash| Fact::Checked {
+            outcome,
+            file_sha256: "new",
+            refused_for_good,
+            live_hash,
+        };
+        let cases = [
+            (
+                "applied: the new content, Kea's new hash, the reject forgotten",
+                checked(Outcome::Applied, false, Some("H1")),
+                with("new", None, "H1", "H0"),
+            ),
+            (
+                "in sync: the same as applied",
+                checked(Outcome::InSync, false, Some("H1")),
+                with("new", None, "H1", "H0"),
+            ),
+            (
+                "refused for good: remembered, the applied content kept",
+                checked(Outcome::Rejected, true, None),
+                with("old", Some("new"), "H0", "H0"),
+            ),
+            (
+                "a reload that did not take: tried again next time",
+                checked(Outcome::Rejected, false, Some("H2")),
+                with("old", Some("bad"), "H2", "H0"),
+            ),
+            (
+                "unchanged: nothing",
+                checked(Outcome::Unchanged, false, None),
+                old.clone(),
+            ),
+            (
+                "unreachable: nothing",
+                checked(Outcome::Unreachable, false, None),
+                old.clone(),
+            ),
+            (
+                "drift: Kea's hash only; queued is a separate fact",
+                checked(Outcome::Drift, false, Some("H3")),
+                with("old", Some("bad"), "H3", "H0"),
+            ),
+            (
+                "snapshot: the same",
+                checked(Outcome::Snapshot, false, Some("H3")),
+                with("old", Some("bad"), "H3", "H0"),
+            ),
+            (
+                "seen: Kea's hash",
+                Fact::Seen { live_hash: "H4" },
+                with("old", Some("bad"), "H4", "H0"),
+            ),
+            (
+                "queued: what the upstream will get",
+                Fact::ConfigQueued { hash: "H5" },
+                with("old", Some("bad"), "H0", "H5"),
+            ),
+        ];
+        for (name, fact, want) in cases {
+            assert_eq!(old.after(fact), want, "{name}");
+        }
+        assert_eq!(
+            ServiceState::default().after(checked(Outcome::Applied, false, None)),
+            ServiceState {
+                applied_sha256: Some("new".into()),
+                ..ServiceState::default()
+            },
+            "a hash not learnt is not invented"
+        );
     }
 
     #[test]

@@ -1,12 +1,18 @@
-//! A v1 event as docs/upstream-api.md defines it, checked field by field so a
-//! refusal names the field. Fields this version does not know are ignored, as
-//! the contract asks of v1 receivers.
+//! A v1 event as docs/upstream-api.md defines it. The wire form (field
+//! names, nesting, kinds, schema string) is the agent's own
+//! [`crate::event::wire::Wire`]; this module decodes it, checks what serde
+//! cannot (schema, ULID, service, sequence, timestamps) and names the field
+//! of any refusal. Fields this version does not know are ignored, as the
+//! contract asks of v1 receivers.
 
 use super::time::parse_rfc3339_millis;
-use serde_json::{Map, Value};
+use crate::event::wire::Wire;
+use crate::event::{Kind, SCHEMA};
+use serde::Deserialize;
+use serde_json::Value;
 
 /// The only schema this receiver takes.
-pub const SCHEMA_V1: &str = "kea-sync-agent/event/v1";
+pub const SCHEMA_V1: &str = SCHEMA;
 
 /// Why a body is not a valid v1 event; `field` is the dotted path of the culprit.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -14,42 +20,6 @@ pub const SCHEMA_V1: &str = "kea-sync-agent/event/v1";
 pub struct EventError {
     pub field: String,
     pub problem: String,
-}
-
-/// What happened on the Kea server (docs/upstream-api.md, "Kinds").
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventKind {
-    Applied,
-    Rejected,
-    Drift,
-    Snapshot,
-}
-
-impl EventKind {
-    /// The kind's name in events and in the store.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventKind::Applied => "applied",
-            EventKind::Rejected => "rejected",
-            EventKind::Drift => "drift",
-            EventKind::Snapshot => "snapshot",
-        }
-    }
-
-    /// Whether events of this kind carry Kea's full config (and so make a version).
-    pub fn carries_config(self) -> bool {
-        matches!(self, EventKind::Applied | EventKind::Snapshot)
-    }
-
-    fn parse(text: &str) -> Option<EventKind> {
-        match text {
-            "applied" => Some(EventKind::Applied),
-            "rejected" => Some(EventKind::Rejected),
-            "drift" => Some(EventKind::Drift),
-            "snapshot" => Some(EventKind::Snapshot),
-            _ => None,
-        }
-    }
 }
 
 /// A timestamp as sent, with its value in Unix milliseconds.
@@ -69,13 +39,13 @@ pub struct Event {
     /// `dhcp4`, `dhcp6` or `d2`.
     pub service: String,
     pub kea_version: Option<String>,
-    pub kind: EventKind,
+    pub kind: Kind,
     pub sequence: i64,
     pub file_path: String,
     pub file_sha256: Option<String>,
     /// Kea's own hash of its in-memory config after the step.
     pub config_hash: Option<String>,
-    /// Kea's full config; kept only for `applied` and `snapshot`.
+    /// Kea's full config; kept only for the kinds that carry one.
     pub config: Option<Value>,
     pub text: String,
     pub drift_file_sha256: Option<String>,
@@ -88,80 +58,135 @@ pub struct Event {
 impl Event {
     /// Checks a parsed body against the v1 schema and takes it apart.
     pub fn from_value(body: Value) -> Result<Event, EventError> {
-        let Value::Object(mut top) = body else {
-            return Err(problem("(body)", "expected a JSON object (one event)"));
-        };
-        // Taken out first: the config is the bulk of the body and is moved, not copied.
-        let config = top.remove("config");
-        let schema = required_str(&top, "", "schema")?;
-        if schema != SCHEMA_V1 {
-            return Err(problem(
-                "schema",
-                format!("must be \"{SCHEMA_V1}\", got {schema:?}"),
-            ));
+        if !body.is_object() {
+            return Err(not_an_object());
         }
-        let id = required_str(&top, "", "id")?;
-        if !is_ulid(&id) {
-            return Err(problem(
-                "id",
-                "must be a ULID (26 Crockford base32 characters)",
-            ));
-        }
-        let agent = required_object(&top, "", "agent")?;
-        let agent_host = required_str(agent, "agent.", "host")?;
-        if agent_host.is_empty() {
-            return Err(problem("agent.host", "must not be empty"));
-        }
-        let service = required_str(&top, "", "service")?;
-        if !matches!(service.as_str(), "dhcp4" | "dhcp6" | "d2") {
-            return Err(problem(
-                "service",
-                format!("must be dhcp4, dhcp6 or d2, got {service:?}"),
-            ));
-        }
-        let kind_text = required_str(&top, "", "kind")?;
-        let kind = EventKind::parse(&kind_text).ok_or_else(|| {
-            problem(
-                "kind",
-                format!("must be applied, rejected, drift or snapshot, got {kind_text:?}"),
-            )
-        })?;
-        let file = required_object(&top, "", "file")?;
-        let drift = optional_object(&top, "", "drift")?;
-        let config = match config {
+        let (mut event, config) = decode::<Value, _>(body)?;
+        event.config = match config {
             None | Some(Value::Null) => None,
-            Some(Value::Object(config)) => kind.carries_config().then_some(Value::Object(config)),
-            Some(_) => return Err(problem("config", "expected an object (Kea's config)")),
+            Some(config @ Value::Object(_)) => Some(config),
+            Some(_) => return Err(problem("config", NOT_A_CONFIG)),
         };
-        Ok(Event {
-            agent_machine_id: required_str(agent, "agent.", "machine_id")?,
-            agent_version: required_str(agent, "agent.", "version")?,
-            kea_version: nullable_str(&top, "", "kea_version")?,
-            sequence: sequence(&top)?,
-            file_path: required_str(file, "file.", "path")?,
-            file_sha256: nullable_str(file, "file.", "sha256")?,
-            config_hash: nullable_str(&top, "", "config_hash")?,
-            text: required_str(&top, "", "text")?,
-            drift_file_sha256: drift
-                .map(|d| nullable_str(d, "drift.", "file_sha256"))
-                .transpose()?
-                .flatten(),
-            drift_live_hash: drift
-                .map(|d| nullable_str(d, "drift.", "live_hash"))
-                .transpose()?
-                .flatten(),
-            detected_at: timestamp(&top, "detected_at")?,
-            applied_at: nullable_str(&top, "", "applied_at")?
-                .map(|_| timestamp(&top, "applied_at"))
-                .transpose()?,
-            queued_at: timestamp(&top, "queued_at")?,
-            id,
-            agent_host,
-            service,
-            kind,
-            config,
-        })
+        Ok(event)
     }
+}
+
+/// What a body that is no JSON object is told.
+pub fn not_an_object() -> EventError {
+    problem("(body)", "expected a JSON object (one event)")
+}
+
+/// What a `config` that is not an object is told.
+pub const NOT_A_CONFIG: &str = "expected an object (Kea's config)";
+
+/// Decodes one event from `deserializer` and checks it; the config comes
+/// back apart, as decoded (`C`: a value tree, or raw text so a 50 MB config
+/// is not turned into a tree), and only for the kinds that carry one. The
+/// caller makes sure the body is an object (serde would take an array too).
+pub fn decode<'de, C, D>(deserializer: D) -> Result<(Event, Option<C>), EventError>
+where
+    C: Deserialize<'de>,
+    D: serde::Deserializer<'de, Error = serde_json::Error>,
+{
+    let wire: Wire<String, C> =
+        serde_path_to_error::deserialize(deserializer).map_err(|error| {
+            let field = error.path().to_string();
+            schema_error(&field, error.into_inner())
+        })?;
+    check(wire)
+}
+
+/// Whether a decoding error is about the schema (a field's type or
+/// presence) rather than the JSON syntax.
+pub fn is_schema_error(error: &serde_json::Error) -> bool {
+    error.classify() == serde_json::error::Category::Data
+}
+
+/// serde's words for a refused field, in the contract's terms: a missing
+/// member is named itself, not by its parent.
+fn schema_error(path: &str, error: serde_json::Error) -> EventError {
+    let text = error.to_string();
+    // serde_json appends " at line L column C"; the field says where.
+    let text = text
+        .rsplit_once(" at line ")
+        .map_or(text.as_str(), |(message, _)| message);
+    let path = if path == "." || path.is_empty() {
+        ""
+    } else {
+        path
+    };
+    if let Some(member) = text
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.strip_suffix('`'))
+    {
+        let field = if path.is_empty() {
+            member.to_string()
+        } else {
+            format!("{path}.{member}")
+        };
+        return problem(&field, "is required but missing");
+    }
+    if path.is_empty() {
+        return not_an_object();
+    }
+    problem(path, text)
+}
+
+fn check<C>(wire: Wire<String, C>) -> Result<(Event, Option<C>), EventError> {
+    if wire.schema != SCHEMA_V1 {
+        return Err(problem(
+            "schema",
+            format!("must be \"{SCHEMA_V1}\", got {:?}", wire.schema),
+        ));
+    }
+    if !is_ulid(&wire.id) {
+        return Err(problem(
+            "id",
+            "must be a ULID (26 Crockford base32 characters)",
+        ));
+    }
+    if wire.agent.host.is_empty() {
+        return Err(problem("agent.host", "must not be empty"));
+    }
+    if !matches!(wire.service.as_str(), "dhcp4" | "dhcp6" | "d2") {
+        return Err(problem(
+            "service",
+            format!("must be dhcp4, dhcp6 or d2, got {:?}", wire.service),
+        ));
+    }
+    let sequence = i64::try_from(wire.sequence)
+        .ok()
+        .filter(|n| *n >= 1)
+        .ok_or_else(|| problem("sequence", "expected an integer of at least 1"))?;
+    let applied_at = wire
+        .applied_at
+        .map(|text| timestamp("applied_at", text))
+        .transpose()?;
+    let (drift_file_sha256, drift_live_hash) = wire
+        .drift
+        .map_or((None, None), |d| (d.file_sha256, d.live_hash));
+    let config = wire.config.filter(|_| wire.kind.carries_config());
+    let event = Event {
+        id: wire.id,
+        agent_host: wire.agent.host,
+        agent_machine_id: wire.agent.machine_id,
+        agent_version: wire.agent.version,
+        service: wire.service,
+        kea_version: wire.kea_version,
+        kind: wire.kind,
+        sequence,
+        file_path: wire.file.path,
+        file_sha256: wire.file.sha256,
+        config_hash: wire.config_hash,
+        config: None,
+        text: wire.text,
+        drift_file_sha256,
+        drift_live_hash,
+        detected_at: timestamp("detected_at", wire.detected_at)?,
+        applied_at,
+        queued_at: timestamp("queued_at", wire.queued_at)?,
+    };
+    Ok((event, config))
 }
 
 fn problem(field: &str, problem: impl Into<String>) -> EventError {
@@ -171,80 +196,8 @@ fn problem(field: &str, problem: impl Into<String>) -> EventError {
     }
 }
 
-fn required<'a>(
-    map: &'a Map<String, Value>,
-    prefix: &str,
-    key: &str,
-) -> Result<&'a Value, EventError> {
-    match map.get(key) {
-        None => Err(problem(
-            &format!("{prefix}{key}"),
-            "is required but missing",
-        )),
-        Some(value) => Ok(value),
-    }
-}
-
-fn required_str(map: &Map<String, Value>, prefix: &str, key: &str) -> Result<String, EventError> {
-    match required(map, prefix, key)? {
-        Value::String(text) => Ok(text.clone()),
-        other => Err(problem(
-            &format!("{prefix}{key}"),
-            format!("expected a string, got {}", type_name(other)),
-        )),
-    }
-}
-
-fn nullable_str(
-    map: &Map<String, Value>,
-    prefix: &str,
-    key: &str,
-) -> Result<Option<String>, EventError> {
-    match map.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(text)) => Ok(Some(text.clone())),
-        Some(other) => Err(problem(
-            &format!("{prefix}{key}"),
-            format!("expected a string or null, got {}", type_name(other)),
-        )),
-    }
-}
-
-fn required_object<'a>(
-    map: &'a Map<String, Value>,
-    prefix: &str,
-    key: &str,
-) -> Result<&'a Map<String, Value>, EventError> {
-    match required(map, prefix, key)? {
-        Value::Object(object) => Ok(object),
-        other => Err(problem(
-            &format!("{prefix}{key}"),
-            format!("expected an object, got {}", type_name(other)),
-        )),
-    }
-}
-
-fn optional_object<'a>(
-    map: &'a Map<String, Value>,
-    prefix: &str,
-    key: &str,
-) -> Result<Option<&'a Map<String, Value>>, EventError> {
-    match map.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(_) => required_object(map, prefix, key).map(Some),
-    }
-}
-
-fn sequence(map: &Map<String, Value>) -> Result<i64, EventError> {
-    match required(map, "", "sequence")?.as_i64() {
-        Some(n) if n >= 1 => Ok(n),
-        _ => Err(problem("sequence", "expected an integer of at least 1")),
-    }
-}
-
-fn timestamp(map: &Map<String, Value>, key: &str) -> Result<Timestamp, EventError> {
-    let text = required_str(map, "", key)?;
-    let millis = parse_rfc3339_millis(&text).map_err(|e| problem(key, e.to_string()))?;
+fn timestamp(field: &str, text: String) -> Result<Timestamp, EventError> {
+    let millis = parse_rfc3339_millis(&text).map_err(|e| problem(field, e.to_string()))?;
     Ok(Timestamp { text, millis })
 }
 
@@ -254,17 +207,6 @@ fn is_ulid(text: &str) -> bool {
             c.is_ascii_digit()
                 || (c.is_ascii_uppercase() && !matches!(c, b'I' | b'L' | b'O' | b'U'))
         })
-}
-
-fn type_name(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 #[cfg(test)]
@@ -309,7 +251,7 @@ mod tests {
     #[test]
     fn takes_a_valid_event_apart() {
         let event = Event::from_value(valid()).expect("should succeed");
-        assert_eq!(event.kind, EventKind::Applied);
+        assert_eq!(event.kind, Kind::Applied);
         assert_eq!(event.agent_host, "kea1");
         assert_eq!(event.sequence, 3);
         assert_eq!(
@@ -402,11 +344,98 @@ mod tests {
     }
 
     #[test]
-    fn configs_of_rejected_and_drift_events_are_not_kept() {
+    fn configs_of_rejected_events_are_not_kept() {
         let body = with(&["kind"], Some(json!("rejected")));
         assert_eq!(
             Event::from_value(body).expect("should succeed").config,
             None
         );
+    }
+
+    #[test]
+    fn drift_events_keep_the_config_kea_runs() {
+        let body = with(&["kind"], Some(json!("drift")));
+        let event = Event::from_value(body).expect("should succeed");
+        assert_eq!(event.kind, Kind::Drift);
+        assert_eq!(event.config, Some(json!({"Dhcp4": {"subnet4": []}})));
+    }
+
+    /// The agent's encoder and this parser agree on every kind: what the
+    /// agent queues is what the central takes apart, config and all.
+    #[test]
+    fn agent_events_of_every_kind_round_trip() {
+        use crate::event::wire::{Identity, encode};
+        use crate::event::{Outcome, SyncEvent};
+        use crate::kea::Service;
+        use serde_json::value::RawValue;
+        use std::time::{Duration, SystemTime};
+
+        let identity = Identity {
+            host: "kea1.example.net".into(),
+            machine_id: "0123456789abcdef".into(),
+            version: "0.1.0".into(),
+        };
+        let detected = SystemTime::UNIX_EPOCH + Duration::from_millis(1_738_324_800_123);
+        let finished = detected + Duration::from_millis(250);
+        let queued = finished + Duration::from_millis(5);
+        let config = r#"{"Dhcp4":{"valid-lifetime":4000,"subnet4":[]}}"#;
+        for (n, outcome) in [
+            Outcome::Applied,
+            Outcome::Rejected,
+            Outcome::Drift,
+            Outcome::Snapshot,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let kind = outcome.kind().expect("an upstream outcome");
+            let event = SyncEvent {
+                service: Service::Dhcp6,
+                outcome,
+                file: "/etc/kea/kea-dhcp6.conf".into(),
+                file_sha256: Some("aa".repeat(32)),
+                kea_version: Some("2.2.0".into()),
+                config_hash: Some("BB".repeat(32)),
+                text: format!("text of {kind}"),
+                detected_at: detected,
+                finished_at: finished,
+                config: Some(RawValue::from_string(config.into()).expect("raw")),
+            };
+            let id = ulid::Ulid::new().to_string();
+            let sequence = n as u64 + 1;
+            let body = encode(&event, &id, sequence, &identity, queued).expect("encoded");
+            let value: Value = serde_json::from_slice(&body).expect("json");
+            let parsed = Event::from_value(value).expect("the central takes the agent's event");
+            assert_eq!(parsed.kind, kind);
+            assert_eq!(parsed.id, id);
+            assert_eq!(parsed.sequence, sequence as i64);
+            assert_eq!(parsed.service, "dhcp6");
+            assert_eq!(parsed.agent_host, identity.host);
+            assert_eq!(parsed.agent_machine_id, identity.machine_id);
+            assert_eq!(parsed.agent_version, identity.version);
+            assert_eq!(parsed.kea_version.as_deref(), Some("2.2.0"));
+            assert_eq!(parsed.file_path, "/etc/kea/kea-dhcp6.conf");
+            assert_eq!(parsed.file_sha256, event.file_sha256);
+            assert_eq!(parsed.config_hash, event.config_hash);
+            assert_eq!(parsed.text, event.text);
+            assert_eq!(parsed.detected_at.millis, 1_738_324_800_123);
+            assert_eq!(parsed.applied_at.map(|t| t.millis), Some(1_738_324_800_373));
+            assert_eq!(parsed.queued_at.millis, 1_738_324_800_378);
+            let want_config: Option<Value> = kind
+                .carries_config()
+                .then(|| serde_json::from_str(config).expect("json"));
+            assert_eq!(parsed.config, want_config, "{kind}: config");
+            let drift = (kind == Kind::Drift).then(|| ("aa".repeat(32), "BB".repeat(32)));
+            assert_eq!(
+                parsed.drift_file_sha256.zip(parsed.drift_live_hash),
+                drift,
+                "{kind}: drift hashes"
+            );
+            // The raw path the HTTP ingest takes agrees too.
+            let (raw_event, raw_config) = super::super::ingest::parse(None, body, 1 << 20)
+                .expect("the ingest takes the agent's event");
+            assert_eq!(raw_event.kind, kind);
+            assert_eq!(raw_config.is_some(), kind.carries_config(), "{kind}");
+        }
     }
 }

@@ -8,15 +8,15 @@
 
 use super::body::{self, BodyError};
 use super::canonical::CanonicalConfig;
-use super::event::{Event, EventError, EventKind};
+use super::event::{self, Event, EventError};
 use super::store::{self, ConfigBody, Incoming, Store, StoreError, Stored};
 use super::time::now_millis;
 use super::tokens::Tokens;
+use crate::event::Kind;
 use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode, header};
 use serde_json::value::RawValue;
-use serde_json::{Map, Value};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::{Mutex, PoisonError};
 use tokio::sync::Semaphore;
 
@@ -97,7 +97,7 @@ pub struct Accepted {
     pub id: String,
     pub server: String,
     pub service: String,
-    pub kind: EventKind,
+    pub kind: Kind,
     pub stored: Stored,
 }
 
@@ -128,13 +128,13 @@ impl Central {
             })
             .await??
         };
-        if let Some(key) = header_text(headers, "idempotency-key") {
-            if key != event.id {
-                return Err(IngestError::IdempotencyKey {
-                    header: key,
-                    id: event.id,
-                });
-            }
+        if let Some(key) = header_text(headers, "idempotency-key")
+            && key != event.id
+        {
+            return Err(IngestError::IdempotencyKey {
+                header: key,
+                id: event.id,
+            });
         }
         let server = identity.unwrap_or_else(|| event.agent_host.clone());
         let accepted = Accepted {
@@ -263,38 +263,39 @@ pub fn parse(
     limit: usize,
 ) -> Result<(Event, Option<CanonicalConfig>), IngestError> {
     let json = body::decode(encoding, raw, limit)?;
-    let mut fields: HashMap<String, &RawValue> = match serde_json::from_slice(&json) {
-        Ok(fields) => fields,
-        // Valid JSON that is not an object is the schema's business, not a syntax error.
-        Err(error) => match serde_json::from_slice::<Value>(&json) {
-            Ok(other) => {
-                return Err(Event::from_value(other)
-                    .err()
-                    .map_or(IngestError::Json(error), IngestError::Schema));
-            }
-            Err(syntax) => return Err(IngestError::Json(syntax)),
-        },
+    if json.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(
+            match serde_json::from_slice::<serde::de::IgnoredAny>(&json) {
+                Err(syntax) => IngestError::Json(syntax),
+                Ok(_) => IngestError::Schema(event::not_an_object()),
+            },
+        );
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(&json);
+    let decoded = event::decode::<&RawValue, _>(&mut deserializer);
+    let (event, config) = match decoded {
+        Ok(decoded) => decoded,
+        // A syntax error is the JSON's fault, not the schema's: say where.
+        Err(error) => {
+            return Err(
+                match serde_json::from_slice::<serde::de::IgnoredAny>(&json) {
+                    Err(syntax) if !event::is_schema_error(&syntax) => IngestError::Json(syntax),
+                    _ => IngestError::Schema(error),
+                },
+            );
+        }
     };
-    let config = fields.remove("config");
-    let top = fields
-        .into_iter()
-        .map(|(key, raw)| Ok((key, serde_json::from_str(raw.get())?)))
-        .collect::<Result<Map<String, Value>, serde_json::Error>>()
-        .map_err(IngestError::Json)?;
-    let event = Event::from_value(Value::Object(top))?;
-    let canonical = match config.map(|raw| raw.get()) {
+    deserializer.end().map_err(IngestError::Json)?;
+    let canonical = match config.map(RawValue::get) {
         None | Some("null") => None,
         Some(text) if !text.starts_with('{') => {
             return Err(EventError {
                 field: "config".into(),
-                problem: "expected an object (Kea's config)".into(),
+                problem: event::NOT_A_CONFIG.into(),
             }
             .into());
         }
-        Some(text) if event.kind.carries_config() => {
-            Some(CanonicalConfig::of_json(text).map_err(IngestError::Json)?)
-        }
-        Some(_) => None,
+        Some(text) => Some(CanonicalConfig::of_json(text).map_err(IngestError::Json)?),
     };
     Ok((event, canonical))
 }

@@ -24,9 +24,9 @@
 //! | `GET /healthz` | 200 when the database answers, else 503 |
 //! | `GET /`, `/servers/{server}/{service}`, `.../diff?from=&to=` | the web page |
 //!
-//! Versions are numbered 1, 2, ... per server and service, one per applied or
-//! snapshot event with a config. A reject flag stays open until a later applied
-//! or snapshot, and so does a drift flag.
+//! Versions are numbered 1, 2, ... per server and service, one per event with
+//! a config (applied, snapshot, drift; each version keeps its kind). A reject
+//! flag stays open until a later applied or snapshot, and so does a drift flag.
 
 pub mod body;
 pub mod canonical;

@@ -4,7 +4,7 @@ use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
-use super::include::MAX_NESTED_INCLUDES;
+use super::MAX_NESTED_INCLUDES;
 
 /// A position in a config file: 1-based line, 1-based column counted in bytes (as Kea does).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,15 +7,10 @@ use std::collections::HashSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use super::MAX_NESTED_INCLUDES;
 use super::error::{DialectError, IncludeTrail, Location};
 use super::grammar::Pos;
 use super::lexer::{LexError, Lexeme, Mark, Scan, Text, Token};
-
-/// Kea 2.2 refuses an include when more than 10 are already open
-/// (`if (states_.size() > 10) fatal("Too many nested include.")`), i.e. a chain
-/// main -> d1 -> ... -> d11 is accepted and a 12th nested include is refused;
-/// checked with `kea-dhcp4 -t`.
-pub(super) const MAX_NESTED_INCLUDES: usize = 11;
 
 /// One open file and the cursor in it.
 struct Source<'t> {

@@ -34,6 +34,12 @@ use emit::Emitter;
 use grammar::Grammar;
 use include::IncludeStack;
 
+/// Kea 2.2 refuses an include when more than 10 are already open
+/// (`if (states_.size() > 10) fatal("Too many nested include.")`), i.e. a chain
+/// main -> d1 -> ... -> d11 is accepted and a 12th nested include is refused;
+/// checked with `kea-dhcp4 -t`.
+pub const MAX_NESTED_INCLUDES: usize = 11;
+
 /// Layout of the output JSON.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Style {

@@ -1,11 +1,18 @@
-//! What each decision of the agent yields: one event, logged as one
-//! structured line and handed to the upstream channel.
+//! The event vocabulary, defined once: what the agent decided for a service
+//! ([`Outcome`], [`SyncEvent`]), which of those go upstream ([`Kind`]), and
+//! the v1 wire form both the agent's encoder and kea-sync-central's parser
+//! use ([`wire`], docs/upstream-api.md).
+
+pub mod wire;
 
 use crate::kea::Service;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::path::PathBuf;
 use std::time::SystemTime;
+
+/// The schema tag of every v1 event.
+pub const SCHEMA: &str = "kea-sync-agent/event/v1";
 
 /// What the agent did (or found) for one service at one moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -41,6 +48,62 @@ impl Outcome {
             Outcome::Rejected => 1,
             Outcome::Unreachable => 2,
         }
+    }
+
+    /// The upstream kind of this outcome; None for outcomes that stay local
+    /// (in-sync, unchanged, unreachable).
+    pub fn kind(self) -> Option<Kind> {
+        match self {
+            Outcome::Applied => Some(Kind::Applied),
+            Outcome::Rejected => Some(Kind::Rejected),
+            Outcome::Snapshot => Some(Kind::Snapshot),
+            Outcome::Drift => Some(Kind::Drift),
+            Outcome::InSync | Outcome::Unchanged | Outcome::Unreachable => None,
+        }
+    }
+}
+
+/// What happened on the Kea server, as the upstream sees it
+/// (docs/upstream-api.md, "Kinds").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Applied,
+    Rejected,
+    Drift,
+    Snapshot,
+}
+
+impl Kind {
+    /// Every kind, in the order the contract lists them.
+    pub const ALL: [Kind; 4] = [Kind::Applied, Kind::Rejected, Kind::Drift, Kind::Snapshot];
+
+    /// The kind's name in events, outbox file names and the central's store.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Applied => "applied",
+            Kind::Rejected => "rejected",
+            Kind::Drift => "drift",
+            Kind::Snapshot => "snapshot",
+        }
+    }
+
+    /// The kind named `text`, if it is one.
+    pub fn parse(text: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|kind| kind.as_str() == text)
+    }
+
+    /// Whether events of this kind carry Kea's full in-memory config (and so
+    /// make a version at the central): all but `rejected`, whose config
+    /// never went live.
+    pub fn carries_config(self) -> bool {
+        !matches!(self, Kind::Rejected)
+    }
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -98,6 +161,44 @@ impl SyncEvent {
     pub fn to_json_line(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
     }
+
+    /// The upstream kind, when this event goes upstream at all.
+    pub fn kind(&self) -> Option<Kind> {
+        self.outcome.kind()
+    }
+
+    /// A copy of the event without its config (which may be tens of MB).
+    pub fn without_config(&self) -> SyncEvent {
+        SyncEvent {
+            service: self.service,
+            outcome: self.outcome,
+            file: self.file.clone(),
+            file_sha256: self.file_sha256.clone(),
+            kea_version: self.kea_version.clone(),
+            config_hash: self.config_hash.clone(),
+            text: self.text.clone(),
+            detected_at: self.detected_at,
+            finished_at: self.finished_at,
+            config: None,
+        }
+    }
+}
+
+/// An event for unit tests: dhcp4, file digest `ab`, Kea hash `CD`, at the epoch.
+#[cfg(test)]
+pub(crate) fn example(outcome: Outcome, config: Option<&str>) -> SyncEvent {
+    SyncEvent {
+        service: Service::Dhcp4,
+        outcome,
+        file: "/etc/kea/kea-dhcp4.conf".into(),
+        file_sha256: Some("ab".into()),
+        kea_version: Some("2.2.0".into()),
+        config_hash: Some("CD".into()),
+        text: "config-reload: configuration live".into(),
+        detected_at: SystemTime::UNIX_EPOCH,
+        finished_at: SystemTime::UNIX_EPOCH,
+        config: config.map(|c| RawValue::from_string(c.into()).expect("raw")),
+    }
 }
 
 mod rfc3339 {
@@ -106,5 +207,45 @@ mod rfc3339 {
 
     pub fn serialize<S: Serializer>(time: &SystemTime, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_str(&humantime::format_rfc3339_millis(*time))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_name_themselves_and_parse_back() {
+        for kind in Kind::ALL {
+            assert_eq!(Kind::parse(kind.as_str()), Some(kind));
+            let json = serde_json::to_string(&kind).expect("serialize");
+            assert_eq!(json, format!("\"{kind}\""));
+        }
+        assert_eq!(Kind::parse("deleted"), None);
+    }
+
+    #[test]
+    fn every_kind_but_rejected_carries_config() {
+        let carrying: Vec<Kind> = Kind::ALL
+            .into_iter()
+            .filter(|k| k.carries_config())
+            .collect();
+        assert_eq!(carrying, [Kind::Applied, Kind::Drift, Kind::Snapshot]);
+    }
+
+    #[test]
+    fn only_upstream_outcomes_have_a_kind() {
+        let cases = [
+            (Outcome::Applied, Some(Kind::Applied)),
+            (Outcome::Rejected, Some(Kind::Rejected)),
+            (Outcome::Snapshot, Some(Kind::Snapshot)),
+            (Outcome::Drift, Some(Kind::Drift)),
+            (Outcome::InSync, None),
+            (Outcome::Unchanged, None),
+            (Outcome::Unreachable, None),
+        ];
+        for (outcome, kind) in cases {
+            assert_eq!(outcome.kind(), kind, "{outcome:?}");
+        }
     }
 }

@@ -1,22 +1,71 @@
-//! The v1 event as it goes on the wire (docs/upstream-api.md). Pure.
+//! The v1 event as it goes on the wire (docs/upstream-api.md), one struct
+//! for both directions: the agent encodes [`Wire`] with borrowed strings and
+//! Kea's config as raw JSON; kea-sync-central decodes the same struct with
+//! owned strings. Field names and their nesting exist only here. Pure.
 
-use crate::agent::event::{Outcome, SyncEvent};
-use serde::Serialize;
+use super::{Kind, SCHEMA, SyncEvent};
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::time::SystemTime;
 
-/// The schema tag of every v1 event.
-pub const SCHEMA: &str = "kea-sync-agent/event/v1";
-
-/// Who sends the events.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Identity {
-    pub host: String,
-    pub machine_id: String,
-    pub version: String,
+/// One v1 event. `S` is the string type (`&str` to encode, `String` to
+/// decode); `C` the config's (`&RawValue` to encode, raw or a value tree to
+/// decode). Optional members may be absent or null.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Wire<S, C> {
+    /// Always [`SCHEMA`]; declared first, so a body that is no event at
+    /// all is refused for its schema.
+    pub schema: S,
+    /// ULID; also the `Idempotency-Key`.
+    pub id: S,
+    pub agent: Agent<S>,
+    /// `dhcp4`, `dhcp6` or `d2`.
+    pub service: S,
+    pub kea_version: Option<S>,
+    pub kind: Kind,
+    /// Per agent and service, from 1, never repeated.
+    pub sequence: u64,
+    pub file: FileRef<S>,
+    /// Kea's hash of its in-memory config after the step.
+    pub config_hash: Option<S>,
+    /// Kea's in-memory config, for the kinds that carry one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config: Option<C>,
+    pub text: S,
+    /// The disagreeing hashes, on `drift` events.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drift: Option<Drift<S>>,
+    pub detected_at: S,
+    pub applied_at: Option<S>,
+    pub queued_at: S,
 }
 
-impl Identity {
+/// Who sends the events.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Agent<S> {
+    pub host: S,
+    pub machine_id: S,
+    pub version: S,
+}
+
+/// The Kea config file an event is about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileRef<S> {
+    pub path: S,
+    pub sha256: Option<S>,
+}
+
+/// What disagrees on a drift: the file's content hash and Kea's live hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Drift<S> {
+    pub file_sha256: Option<S>,
+    pub live_hash: Option<S>,
+}
+
+/// This agent, as events name it.
+pub type Identity = Agent<String>;
+
+impl Agent<String> {
     /// This host's name and machine id, and the agent's version.
     pub fn of_this_host() -> Identity {
         let read = |path: &str| {
@@ -24,64 +73,70 @@ impl Identity {
                 .map(|text| text.trim().to_string())
                 .unwrap_or_default()
         };
-        Identity {
+        Agent {
             host: read("/proc/sys/kernel/hostname"),
             machine_id: read("/etc/machine-id"),
             version: env!("CARGO_PKG_VERSION").to_string(),
         }
     }
-}
 
-/// The upstream kind of an outcome; None for outcomes that stay local
-/// (in-sync, unchanged, unreachable).
-pub fn kind_for(outcome: Outcome) -> Option<&'static str> {
-    match outcome {
-        Outcome::Applied => Some("applied"),
-        Outcome::Rejected => Some("rejected"),
-        Outcome::Snapshot => Some("snapshot"),
-        Outcome::Drift => Some("drift"),
-        Outcome::InSync | Outcome::Unchanged | Outcome::Unreachable => None,
+    fn borrowed(&self) -> Agent<&str> {
+        Agent {
+            host: &self.host,
+            machine_id: &self.machine_id,
+            version: &self.version,
+        }
     }
-}
-
-#[derive(Serialize)]
-struct FileRef<'a> {
-    path: String,
-    sha256: Option<&'a str>,
-}
-
-#[derive(Serialize)]
-struct Drift<'a> {
-    file_sha256: Option<&'a str>,
-    live_hash: Option<&'a str>,
-}
-
-#[derive(Serialize)]
-struct WireEvent<'a> {
-    schema: &'static str,
-    id: &'a str,
-    agent: &'a Identity,
-    service: &'static str,
-    kea_version: Option<&'a str>,
-    kind: &'static str,
-    sequence: u64,
-    file: FileRef<'a>,
-    config_hash: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    config: Option<&'a RawValue>,
-    text: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    drift: Option<Drift<'a>>,
-    detected_at: String,
-    applied_at: Option<String>,
-    queued_at: String,
 }
 
 fn rfc3339(time: SystemTime) -> String {
     humantime::format_rfc3339_millis(time).to_string()
 }
 
-/// The request body for `event`, or None when its outcome stays local.
+/// Writes the request body for `event` into `writer` (a config of tens of
+/// MB is streamed, not held a second time). None for events that stay local.
+pub fn encode_into(
+    event: &SyncEvent,
+    id: &str,
+    sequence: u64,
+    identity: &Identity,
+    queued_at: SystemTime,
+    writer: impl std::io::Write,
+) -> Option<serde_json::Result<()>> {
+    let kind = event.kind()?;
+    let path = event.file.display().to_string();
+    let (detected_at, applied_at, queued_at) = (
+        rfc3339(event.detected_at),
+        rfc3339(event.finished_at),
+        rfc3339(queued_at),
+    );
+    let wire: Wire<&str, &RawValue> = Wire {
+        schema: SCHEMA,
+        id,
+        agent: identity.borrowed(),
+        service: event.service.name(),
+        kea_version: event.kea_version.as_deref(),
+        kind,
+        sequence,
+        file: FileRef {
+            path: &path,
+            sha256: event.file_sha256.as_deref(),
+        },
+        config_hash: event.config_hash.as_deref(),
+        config: event.config.as_deref().filter(|_| kind.carries_config()),
+        text: &event.text,
+        drift: (kind == Kind::Drift).then_some(Drift {
+            file_sha256: event.file_sha256.as_deref(),
+            live_hash: event.config_hash.as_deref(),
+        }),
+        detected_at: &detected_at,
+        applied_at: Some(&applied_at),
+        queued_at: &queued_at,
+    };
+    Some(serde_json::to_writer(writer, &wire))
+}
+
+/// Like [`encode_into`], into a new buffer.
 pub fn encode(
     event: &SyncEvent,
     id: &str,
@@ -94,62 +149,16 @@ pub fn encode(
     Some(body)
 }
 
-/// Like [`encode`], written straight into `writer`: a config of tens of MB
-/// is not held a second time as a body. None for events that are not sent.
-pub fn encode_into(
-    event: &SyncEvent,
-    id: &str,
-    sequence: u64,
-    identity: &Identity,
-    queued_at: SystemTime,
-    writer: impl std::io::Write,
-) -> Option<serde_json::Result<()>> {
-    let kind = kind_for(event.outcome)?;
-    let drift = (event.outcome == Outcome::Drift).then_some(Drift {
-        file_sha256: event.file_sha256.as_deref(),
-        live_hash: event.config_hash.as_deref(),
-    });
-    let wire = WireEvent {
-        schema: SCHEMA,
-        id,
-        agent: identity,
-        service: event.service.name(),
-        kea_version: event.kea_version.as_deref(),
-        kind,
-        sequence,
-        file: FileRef {
-            path: event.file.display().to_string(),
-            sha256: event.file_sha256.as_deref(),
-        },
-        config_hash: event.config_hash.as_deref(),
-        config: event.config.as_deref(),
-        text: &event.text,
-        drift,
-        detected_at: rfc3339(event.detected_at),
-        applied_at: Some(rfc3339(event.finished_at)),
-        queued_at: rfc3339(queued_at),
-    };
-    Some(serde_json::to_writer(writer, &wire))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kea::Service;
+    use crate::event::{Outcome, example as event};
 
-    fn event(outcome: Outcome, config: Option<&str>) -> SyncEvent {
-        SyncEvent {
-            service: Service::Dhcp4,
-            outcome,
-            file: "/etc/kea/kea-dhcp4.conf".into(),
-            file_sha256: Some("ab".into()),
-            kea_version: Some("2.2.0".into()),
-            config_hash: Some("CD".into()),
-            text: "config-reload: configuration live".into(),
-            detected_at: SystemTime::UNIX_EPOCH,
-            finished_at: SystemTime::UNIX_EPOCH,
-            config: config.map(|c| RawValue::from_string(c.into()).expect("raw")),
-        }
+    /// `event` encoded as id `01J` at the epoch, parsed back as a value tree.
+    fn encoded(event: &SyncEvent, sequence: u64, identity: &Identity) -> serde_json::Value {
+        let body =
+            encode(event, "01J", sequence, identity, SystemTime::UNIX_EPOCH).expect("a body");
+        serde_json::from_slice(&body).expect("json")
     }
 
     #[test]
@@ -185,15 +194,8 @@ mod tests {
             machine_id: "m".into(),
             version: "0.1.0".into(),
         };
-        let body = encode(
-            &event(Outcome::Applied, Some(r#"{"Dhcp4":{"valid-lifetime":1}}"#)),
-            "01J",
-            7,
-            &identity,
-            SystemTime::UNIX_EPOCH,
-        )
-        .expect("body");
-        let value: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        let applied = event(Outcome::Applied, Some(r#"{"Dhcp4":{"valid-lifetime":1}}"#));
+        let value = encoded(&applied, 7, &identity);
         assert_eq!(value["schema"], SCHEMA);
         assert_eq!(value["sequence"], 7);
         assert_eq!(value["agent"]["host"], "dhcp1");
@@ -201,15 +203,37 @@ mod tests {
         assert_eq!(value["file"]["sha256"], "ab");
         assert_eq!(value["detected_at"], "1970-01-01T00:00:00.000Z");
         assert!(value.get("drift").is_none());
-        let drift = encode(
-            &event(Outcome::Drift, None),
-            "01K",
-            8,
+        let drift = event(Outcome::Drift, Some(r#"{"Dhcp4":{"valid-lifetime":2}}"#));
+        let drift = encoded(&drift, 8, &identity);
+        assert_eq!(drift["drift"]["live_hash"], "CD");
+        assert_eq!(drift["config"]["Dhcp4"]["valid-lifetime"], 2);
+    }
+
+    #[test]
+    fn a_rejected_config_never_goes_on_the_wire() {
+        let rejected = event(Outcome::Rejected, Some(r#"{"Dhcp4":{}}"#));
+        let value = encoded(&rejected, 1, &Identity::of_this_host());
+        assert!(value.get("config").is_none(), "{value}");
+    }
+
+    #[test]
+    fn decodes_what_it_encodes() {
+        let identity = Identity::of_this_host();
+        let body = encode(
+            &event(Outcome::Snapshot, Some(r#"{"Dhcp4":{"valid-lifetime":3}}"#)),
+            "01J",
+            9,
             &identity,
             SystemTime::UNIX_EPOCH,
         )
         .expect("body");
-        let drift: serde_json::Value = serde_json::from_slice(&drift).expect("json");
-        assert_eq!(drift["drift"]["live_hash"], "CD");
+        let wire: Wire<String, Box<RawValue>> = serde_json::from_slice(&body).expect("decode");
+        assert_eq!(wire.kind, Kind::Snapshot);
+        assert_eq!(wire.sequence, 9);
+        assert_eq!(wire.agent, identity);
+        assert_eq!(
+            wire.config.map(|c| c.get().to_string()),
+            Some(r#"{"Dhcp4":{"valid-lifetime":3}}"#.to_string())
+        );
     }
 }

@@ -68,8 +68,8 @@ pub enum KeaError {
         source: std::io::Error,
     },
 
-    #[error("cannot use TLS file {path}: {why}")]
-    TlsFile { path: PathBuf, why: String },
+    #[error(transparent)]
+    HttpClient(#[from] crate::http_client::ClientError),
 
     #[error("Kea at {endpoint} answered '{command}' with result {} ({outcome:?}): {text}", outcome.code())]
     Refused {
@@ -86,20 +86,4 @@ impl KeaError {
     pub fn is_unreachable(&self) -> bool {
         !matches!(self, KeaError::Refused { .. })
     }
-}
-
-/// The error and all its causes on one line: reqwest's own message alone
-/// ("error sending request") hides whether it was a refusal or a TLS failure.
-pub(crate) fn with_causes(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }

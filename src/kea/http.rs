@@ -2,8 +2,9 @@
 //! the daemons' own HTTP control sockets (2.7.2+/3.x, ignore `service`).
 //! Both wrap replies in a list.
 
-use super::error::{KeaError, with_causes};
+use super::error::KeaError;
 use super::{Command, Service};
+use crate::http_client::{self, ClientOptions, with_causes};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -52,7 +53,7 @@ impl HttpControl {
             (Some(user), None) => Some((user.clone(), Password(String::new()))),
             (None, _) => None,
         };
-        let client = http_client(url, options)?;
+        let client = http_client::build(url, &options.client_options())?;
         Ok(HttpControl {
             url: url.to_string(),
             service: options.service,
@@ -117,54 +118,16 @@ impl HttpControl {
     }
 }
 
-/// An HTTP(S) client with the options' timeout, CA bundle and client
-/// certificate (files read now, so a bad path fails at start).
-pub fn http_client(url: &str, options: &HttpOptions) -> Result<reqwest::Client, KeaError> {
-    let mut builder = reqwest::Client::builder()
-        .use_rustls_tls()
-        .timeout(options.timeout)
-        .no_proxy();
-    if let Some(ca_file) = &options.ca_file {
-        let pem = read_tls_file(ca_file)?;
-        let certs =
-            reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| tls_error(ca_file, &e))?;
-        if certs.is_empty() {
-            return Err(KeaError::TlsFile {
-                path: ca_file.clone(),
-                why: "no PEM certificate in it".into(),
-            });
-        }
-        // A given CA bundle replaces the web roots, like curl --cacert.
-        builder = builder.tls_built_in_root_certs(false);
-        for cert in certs {
-            builder = builder.add_root_certificate(cert);
+impl HttpOptions {
+    /// The TLS part, for the shared client builder.
+    fn client_options(&self) -> ClientOptions {
+        ClientOptions {
+            ca_file: self.ca_file.clone(),
+            client_cert: self.client_cert.clone(),
+            client_key: self.client_key.clone(),
+            timeout: self.timeout,
         }
     }
-    match (&options.client_cert, &options.client_key) {
-        (Some(cert), Some(key)) => {
-            let mut pem = read_tls_file(cert)?;
-            pem.push(b'\n');
-            pem.extend(read_tls_file(key)?);
-            let identity = reqwest::Identity::from_pem(&pem).map_err(|e| tls_error(cert, &e))?;
-            builder = builder.identity(identity);
-        }
-        (Some(path), None) | (None, Some(path)) => {
-            return Err(KeaError::TlsFile {
-                path: path.clone(),
-                why: "a client certificate needs both the certificate and its key".into(),
-            });
-        }
-        (None, None) => {}
-    }
-    builder.build().map_err(|e| KeaError::HttpUnreachable {
-        url: url.to_string(),
-        cause: with_causes(&e),
-    })
-}
-
-/// A reqwest error with its causes ("connection refused", "UnknownIssuer").
-pub fn describe_http_error(error: &reqwest::Error) -> String {
-    with_causes(error)
 }
 
 fn read_password(path: &Path) -> Result<Password, KeaError> {
@@ -174,18 +137,4 @@ fn read_password(path: &Path) -> Result<Password, KeaError> {
     })?;
     // Files written by `echo` end with a newline that is not part of the password.
     Ok(Password(text.trim_end_matches(['\r', '\n']).to_string()))
-}
-
-fn read_tls_file(path: &Path) -> Result<Vec<u8>, KeaError> {
-    std::fs::read(path).map_err(|e| KeaError::TlsFile {
-        path: path.to_path_buf(),
-        why: e.to_string(),
-    })
-}
-
-fn tls_error(path: &Path, error: &reqwest::Error) -> KeaError {
-    KeaError::TlsFile {
-        path: path.to_path_buf(),
-        why: with_causes(error),
-    }
 }

@@ -1,6 +1,7 @@
 //! Talking to Kea: the commands, their replies, and the control transports
 //! (unix control socket, kea-ctrl-agent, Kea 2.7+/3.x direct HTTP sockets).
 
+pub mod accounts;
 mod channel;
 mod error;
 mod http;
@@ -9,7 +10,7 @@ mod unix;
 
 pub use channel::{ConfigHash, ControlChannel, InMemoryConfig, Status};
 pub use error::KeaError;
-pub use http::{HttpControl, HttpOptions, describe_http_error, http_client};
+pub use http::{HttpControl, HttpOptions};
 pub use reply::{Outcome, Reply, strip_hash};
 pub use unix::UnixControl;
 

@@ -3,8 +3,8 @@
 //! reply is read continuously into one growing buffer, never paused.
 
 use super::Command;
+use super::accounts;
 use super::error::KeaError;
-use crate::accounts;
 use std::io::ErrorKind;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};

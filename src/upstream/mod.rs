@@ -1,14 +1,14 @@
 //! Getting every event upstream at once and durably (docs/upstream-api.md):
-//! the wire format (`wire.rs`), the durable outbox in the state dir
-//! (`outbox.rs`), the sinks: HTTP(S) and exec hooks (`sink.rs`), and the
-//! delivery loop (`pusher.rs`).
+//! the durable outbox in the state dir and its handle (`outbox.rs`), the
+//! sinks: HTTP(S) and exec hooks (`sink.rs`), and the delivery loop
+//! (`pusher.rs`). The events themselves and their wire form are
+//! `crate::event`'s; nothing here knows the agent's pipeline.
 
 pub mod config;
 pub mod outbox;
 pub mod pusher;
 pub mod sink;
-pub mod wire;
 
 pub use config::{HookConfig, OutboxLimits, UpstreamConfig};
-pub use outbox::{Outbox, OutboxError, SharedOutbox};
+pub use outbox::{OutboxError, OutboxHandle, UpstreamView};
 pub use pusher::Pusher;

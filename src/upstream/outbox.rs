@@ -4,8 +4,8 @@
 //! and sequence, so a restarted agent resumes in order.
 
 use super::config::OutboxLimits;
-use super::wire::{self, Identity};
-use crate::agent::event::SyncEvent;
+use crate::event::wire::{self, Identity};
+use crate::event::{Kind, SyncEvent};
 use crate::kea::Service;
 use indexmap::IndexMap;
 use serde_json::value::RawValue;
@@ -14,9 +14,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
-
-/// The outbox shared by the services' pipelines and the pusher.
-pub type SharedOutbox = Arc<Mutex<Outbox>>;
+use tokio::sync::Notify;
 
 /// Why the outbox could not do its job.
 #[derive(Debug, thiserror::Error)]
@@ -36,7 +34,7 @@ pub enum OutboxError {
 pub struct Entry {
     pub service: Service,
     pub sequence: u64,
-    pub kind: String,
+    pub kind: Kind,
     pub id: String,
     /// The config body was dropped to respect the outbox's bounds.
     pub trimmed: bool,
@@ -63,7 +61,7 @@ impl Entry {
         let mut parts = stem.split('.');
         let service = parts.next()?.parse().ok()?;
         let sequence = parts.next()?.parse().ok()?;
-        let kind = parts.next()?.to_string();
+        let kind = Kind::parse(parts.next()?)?;
         let id = parts.next()?.to_string();
         parts.next().is_none().then_some(Entry {
             service,
@@ -77,7 +75,7 @@ impl Entry {
 
     /// Whether the event's file holds a config body.
     pub fn carries_config(&self) -> bool {
-        !self.trimmed && matches!(self.kind.as_str(), "applied" | "snapshot" | "drift")
+        !self.trimmed && self.kind.carries_config()
     }
 }
 
@@ -130,25 +128,141 @@ pub fn plan_shrink(entries: &[Entry], limits: OutboxLimits) -> Vec<Shrink> {
     plan
 }
 
-/// The outbox directory and the per-service sequence numbers.
+/// The outbox directory, an index of what it holds (this process is its
+/// only writer: the state dir is locked) and the per-service sequences.
 #[derive(Debug)]
-pub struct Outbox {
+struct Outbox {
     dir: PathBuf,
     dead: PathBuf,
     sequences_file: PathBuf,
     sequences: BTreeMap<String, u64>,
+    /// Every queued event, by service then sequence.
+    queued: BTreeMap<(String, u64), Entry>,
     limits: OutboxLimits,
     identity: Identity,
     /// Events dropped to respect the bounds since start.
-    pub dropped: u64,
+    dropped: u64,
     delivered_file: PathBuf,
     /// Per service, Kea's config hash of the last config event a receiver stored.
     delivered: BTreeMap<String, String>,
 }
 
-impl Outbox {
-    /// Opens (creating) `state_dir/outbox` and `state_dir/dead`.
+/// What the upstream has of one service's configs, as plain data for the
+/// pipeline's decisions (`decide::upstream_lacks`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UpstreamView {
+    /// Kea's config hash of the last config event a receiver stored.
+    pub last_delivered: Option<String>,
+    /// A config event of the service is still waiting for delivery.
+    pub config_queued: bool,
+}
+
+/// The outbox as the service pipelines (which queue) and the pusher (which
+/// delivers) share it; cloning gives another handle on the same outbox.
+#[derive(Debug, Clone)]
+pub struct OutboxHandle {
+    outbox: Arc<Mutex<Outbox>>,
+    wake: Arc<Notify>,
+}
+
+impl OutboxHandle {
+    /// Opens (creating) `state_dir/outbox` and `state_dir/dead`. The caller
+    /// holds the state dir's lock: two writers would repeat sequences.
     pub fn open(
+        state_dir: &Path,
+        limits: OutboxLimits,
+        identity: Identity,
+    ) -> Result<OutboxHandle, OutboxError> {
+        Ok(OutboxHandle {
+            outbox: Arc::new(Mutex::new(Outbox::open(state_dir, limits, identity)?)),
+            wake: Arc::new(Notify::new()),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Outbox> {
+        // A panic elsewhere while holding it must not stop delivery.
+        self.outbox
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Queues an upstream event durably and wakes the pusher; Ok(None) for
+    /// outcomes that stay local. On error nothing was queued and no
+    /// sequence number was used.
+    pub fn queue(&self, event: &SyncEvent) -> Result<Option<Entry>, OutboxError> {
+        let entry = self.lock().enqueue(event)?;
+        if entry.is_some() {
+            self.wake.notify_one();
+        }
+        Ok(entry)
+    }
+
+    /// What the upstream has of `service`'s configs.
+    pub fn view(&self, service: Service) -> UpstreamView {
+        let outbox = self.lock();
+        UpstreamView {
+            last_delivered: outbox.delivered.get(service.name()).cloned(),
+            config_queued: outbox
+                .queued
+                .values()
+                .any(|e| e.service == service && e.carries_config()),
+        }
+    }
+
+    /// Every queued event, by service then sequence.
+    pub fn entries(&self) -> Vec<Entry> {
+        self.lock().queued.values().cloned().collect()
+    }
+
+    /// The oldest queued event of each service: what may be in flight.
+    pub fn heads(&self) -> Vec<Entry> {
+        let mut heads: Vec<Entry> = Vec::new();
+        for entry in self.lock().queued.values() {
+            if !heads.iter().any(|h| h.service == entry.service) {
+                heads.push(entry.clone());
+            }
+        }
+        heads
+    }
+
+    /// The file holding the event's body.
+    pub fn body_path(&self, entry: &Entry) -> PathBuf {
+        self.lock().path(entry)
+    }
+
+    /// The receivers stored `entry`, whose file says `config_hash`: for a
+    /// config event that hash becomes the service's last delivered; then the
+    /// event is forgotten.
+    pub fn delivered(&self, entry: &Entry, config_hash: Option<&str>) -> Result<(), OutboxError> {
+        let mut outbox = self.lock();
+        outbox.mark_delivered(entry, config_hash)?;
+        outbox.remove(entry)
+    }
+
+    /// Moves an event the receiver refused to `dead/`, its reply beside it.
+    pub fn bury(&self, entry: &Entry, reply: &str) -> Result<PathBuf, OutboxError> {
+        self.lock().bury(entry, reply)
+    }
+
+    /// Waits until an event is queued (at once if one was queued since the
+    /// last wait).
+    pub async fn queued(&self) {
+        self.wake.notified().await;
+    }
+
+    /// New bounds (a re-read agent config); applied from the next event on.
+    pub fn set_limits(&self, limits: OutboxLimits) {
+        self.lock().limits = limits;
+    }
+
+    /// Events dropped to respect the bounds since start.
+    pub fn dropped(&self) -> u64 {
+        self.lock().dropped
+    }
+}
+
+impl Outbox {
+    fn open(
         state_dir: &Path,
         limits: OutboxLimits,
         identity: Identity,
@@ -171,55 +285,54 @@ impl Outbox {
             .ok()
             .and_then(|bytes| serde_json::from_slice(&bytes).ok())
             .unwrap_or_default();
-        let mut outbox = Outbox {
+        let queued: BTreeMap<(String, u64), Entry> = list(&dir)?
+            .into_iter()
+            .map(|entry| ((entry.service.name().to_string(), entry.sequence), entry))
+            .collect();
+        // Never go backwards, even if sequences.json was lost.
+        for entry in queued.values().chain(list(&dead)?.iter()) {
+            let seq = sequences
+                .entry(entry.service.name().to_string())
+                .or_default();
+            *seq = (*seq).max(entry.sequence);
+        }
+        let outbox = Outbox {
             dir,
             dead,
             sequences_file,
-            sequences: BTreeMap::new(),
+            sequences,
+            queued,
             limits,
             identity,
             dropped: 0,
             delivered_file,
             delivered,
         };
-        // Never go backwards, even if sequences.json was lost.
-        for entry in outbox.entries()?.into_iter().chain(outbox.dead_entries()?) {
-            let seq = sequences
-                .entry(entry.service.name().to_string())
-                .or_default();
-            *seq = (*seq).max(entry.sequence);
-        }
-        outbox.sequences = sequences;
         outbox.remove_temp_files();
         Ok(outbox)
     }
 
-    /// Queues an upstream event durably; returns None for outcomes that
-    /// stay local. The sequence number is persisted first, so it never
-    /// repeats even if the agent dies between the two writes.
-    pub fn enqueue(&mut self, event: &SyncEvent) -> Result<Option<Entry>, OutboxError> {
-        let Some(kind) = wire::kind_for(event.outcome) else {
+    /// Writes the event's file, then the sequence counter. A crash between
+    /// the two cannot repeat a number: opening takes the highest of the
+    /// counter and the files. A failure of either leaves neither.
+    fn enqueue(&mut self, event: &SyncEvent) -> Result<Option<Entry>, OutboxError> {
+        let Some(kind) = event.kind() else {
             return Ok(None);
         };
-        let seq = self
-            .sequences
-            .entry(event.service.name().to_string())
-            .or_default();
-        *seq += 1;
-        let sequence = *seq;
-        let sequences = serde_json::to_vec(&self.sequences).unwrap_or_default();
-        write_durably(&self.sequences_file, &sequences)?;
+        let service = event.service.name().to_string();
+        let sequence = self.sequences.get(&service).copied().unwrap_or(0) + 1;
         let mut entry = Entry {
             service: event.service,
             sequence,
-            kind: kind.to_string(),
+            kind,
             id: ulid::Ulid::new().to_string(),
             trimmed: false,
             bytes: 0,
         };
         let queued_at = SystemTime::now();
+        let path = self.path(&entry);
         // Streamed into the file: a large config is not held twice.
-        entry.bytes = write_durably_with(&self.path(&entry), |file| {
+        entry.bytes = write_durably_with(&path, |file| {
             let encoded = wire::encode_into(
                 event,
                 &entry.id,
@@ -228,44 +341,48 @@ impl Outbox {
                 queued_at,
                 &mut *file,
             );
-            // None (an event that stays local) was ruled out by kind_for.
+            // None (an event that stays local) was ruled out by kind().
             encoded.unwrap_or(Ok(())).map_err(std::io::Error::from)
         })?;
-        self.shrink()?;
+        let mut sequences = self.sequences.clone();
+        sequences.insert(service.clone(), sequence);
+        let counter = serde_json::to_vec(&sequences).unwrap_or_default();
+        if let Err(error) = write_durably(&self.sequences_file, &counter) {
+            let _ = std::fs::remove_file(&path);
+            let _ = sync_dir(&self.dir);
+            return Err(error);
+        }
+        self.sequences = sequences;
+        self.queued.insert((service, sequence), entry.clone());
+        // The event is queued whatever the bounds do next.
+        if let Err(error) = self.shrink() {
+            tracing::error!("outbox over its bounds and cannot shrink: {error}");
+        }
         Ok(Some(entry))
     }
 
-    /// Every queued event, by service then sequence.
-    pub fn entries(&self) -> Result<Vec<Entry>, OutboxError> {
-        list(&self.dir)
-    }
-
-    fn dead_entries(&self) -> Result<Vec<Entry>, OutboxError> {
-        list(&self.dead)
-    }
-
-    /// The event's file.
-    pub fn path(&self, entry: &Entry) -> PathBuf {
+    fn path(&self, entry: &Entry) -> PathBuf {
         self.dir.join(entry.file_name())
     }
 
-    /// The event's body.
-    pub fn read(&self, entry: &Entry) -> Result<Vec<u8>, OutboxError> {
+    fn read(&self, entry: &Entry) -> Result<Vec<u8>, OutboxError> {
         let path = self.path(entry);
         std::fs::read(&path).map_err(|source| OutboxError::Io { path, source })
     }
 
-    /// Forgets a delivered event.
-    pub fn remove(&self, entry: &Entry) -> Result<(), OutboxError> {
+    /// Forgets an event; one already gone from the disk is forgotten too.
+    fn remove(&mut self, entry: &Entry) -> Result<(), OutboxError> {
+        self.queued
+            .remove(&(entry.service.name().to_string(), entry.sequence));
         let path = self.path(entry);
-        std::fs::remove_file(&path).map_err(|source| OutboxError::Io { path, source })?;
-        sync_dir(&self.dir)
+        match std::fs::remove_file(&path) {
+            Ok(()) => sync_dir(&self.dir),
+            Err(source) if source.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(OutboxError::Io { path, source }),
+        }
     }
 
-    /// Records that the receivers stored `entry`, whose file says
-    /// `config_hash` (see [`config_hash_in`]): for events that carried a
-    /// config, that hash becomes the service's last delivered.
-    pub fn mark_delivered(
+    fn mark_delivered(
         &mut self,
         entry: &Entry,
         config_hash: Option<&str>,
@@ -281,24 +398,7 @@ impl Outbox {
         )
     }
 
-    /// Kea's config hash of the last config event of `service` a receiver stored.
-    pub fn last_delivered(&self, service: Service) -> Option<&str> {
-        self.delivered.get(service.name()).map(String::as_str)
-    }
-
-    /// Whether a config event of `service` is still waiting for delivery.
-    pub fn has_queued_config(&self, service: Service) -> bool {
-        self.entries()
-            .map(|entries| {
-                entries
-                    .iter()
-                    .any(|e| e.service == service && e.carries_config())
-            })
-            .unwrap_or(false)
-    }
-
-    /// Moves an event the receiver refused to `dead/`, its reply beside it.
-    pub fn bury(&self, entry: &Entry, reply: &str) -> Result<PathBuf, OutboxError> {
+    fn bury(&mut self, entry: &Entry, reply: &str) -> Result<PathBuf, OutboxError> {
         let from = self.path(entry);
         let to = self.dead.join(entry.file_name());
         write_durably(
@@ -306,13 +406,15 @@ impl Outbox {
             reply.as_bytes(),
         )?;
         std::fs::rename(&from, &to).map_err(|source| OutboxError::Io { path: from, source })?;
+        self.queued
+            .remove(&(entry.service.name().to_string(), entry.sequence));
         sync_dir(&self.dir)?;
         Ok(to)
     }
 
     /// Applies `plan_shrink`, logging every body trimmed and event dropped.
     fn shrink(&mut self) -> Result<(), OutboxError> {
-        let entries = self.entries()?;
+        let entries: Vec<Entry> = self.queued.values().cloned().collect();
         for step in plan_shrink(&entries, self.limits) {
             match step {
                 Shrink::Trim(entry) => {
@@ -325,6 +427,10 @@ impl Outbox {
                     };
                     write_durably(&self.dir.join(trimmed.file_name()), &trimmed_body)?;
                     self.remove(&entry)?;
+                    self.queued.insert(
+                        (trimmed.service.name().to_string(), trimmed.sequence),
+                        trimmed,
+                    );
                     tracing::warn!(event = %entry.id, service = %entry.service, sequence = entry.sequence,
                         "outbox over its bounds: dropped the config body of a superseded {} event (metadata kept)", entry.kind);
                 }
@@ -431,7 +537,10 @@ fn write_durably_with(
             return Err(io(source));
         }
     };
-    std::fs::rename(&temp, path).map_err(io)?;
+    if let Err(source) = std::fs::rename(&temp, path) {
+        let _ = std::fs::remove_file(&temp);
+        return Err(io(source));
+    }
     sync_dir(dir)?;
     Ok(size)
 }
@@ -453,7 +562,7 @@ mod tests {
         Entry {
             service,
             sequence,
-            kind: kind.into(),
+            kind: Kind::parse(kind).expect("a kind"),
             id: format!("ID{sequence}"),
             trimmed: false,
             bytes,
@@ -533,5 +642,75 @@ mod tests {
         assert!(trimmed.get("config").is_none());
         assert_eq!(trimmed["id"], "X");
         assert!(trimmed["config_dropped"].is_string());
+    }
+
+    fn sync_event(outcome: crate::event::Outcome) -> SyncEvent {
+        crate::event::example(outcome, Some(r#"{"Dhcp4":{}}"#))
+    }
+
+    #[test]
+    fn a_failed_queue_uses_no_sequence_and_leaves_no_file() {
+        use crate::event::Outcome;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let outbox = OutboxHandle::open(
+            dir.path(),
+            OutboxLimits::default(),
+            Identity::of_this_host(),
+        )
+        .expect("open");
+        let first = outbox
+            .queue(&sync_event(Outcome::Applied))
+            .expect("queued")
+            .expect("an upstream event");
+        assert_eq!(first.sequence, 1);
+        // The counter cannot be written (a directory stands where its file goes).
+        let counter = dir.path().join("sequences.json");
+        std::fs::remove_file(&counter).expect("remove the counter");
+        std::fs::create_dir(&counter).expect("block the counter");
+        assert!(outbox.queue(&sync_event(Outcome::Drift)).is_err());
+        assert_eq!(outbox.entries(), vec![first.clone()], "nothing half-queued");
+        assert_eq!(list(&dir.path().join("outbox")).expect("list").len(), 1);
+        std::fs::remove_dir(&counter).expect("unblock the counter");
+        let second = outbox
+            .queue(&sync_event(Outcome::Drift))
+            .expect("queued")
+            .expect("an upstream event");
+        assert_eq!(second.sequence, 2, "no number skipped, none repeated");
+        assert!(outbox.view(Service::Dhcp4).config_queued);
+        assert_eq!(outbox.heads(), vec![first]);
+    }
+
+    #[test]
+    fn local_outcomes_are_not_queued_and_delivery_is_remembered() {
+        use crate::event::Outcome;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let open = || {
+            OutboxHandle::open(
+                dir.path(),
+                OutboxLimits::default(),
+                Identity::of_this_host(),
+            )
+            .expect("open")
+        };
+        let outbox = open();
+        assert_eq!(
+            outbox.queue(&sync_event(Outcome::InSync)).expect("ok"),
+            None
+        );
+        let entry = outbox
+            .queue(&sync_event(Outcome::Snapshot))
+            .expect("queued")
+            .expect("an upstream event");
+        outbox.delivered(&entry, Some("CD")).expect("delivered");
+        let view = open().view(Service::Dhcp4);
+        assert_eq!(
+            view,
+            UpstreamView {
+                last_delivered: Some("CD".into()),
+                config_queued: false
+            },
+            "what was delivered survives a restart"
+        );
+        assert!(open().entries().is_empty());
     }
 }

@@ -4,16 +4,12 @@
 //! only a service's head event is ever in flight.
 
 use super::config::{HookConfig, UpstreamConfig};
-use super::outbox::{self, Entry, SharedOutbox};
+use super::outbox::{self, Entry, OutboxHandle};
 use super::sink::{self, Disposition, HookSink, HttpSink, SinkError};
+use crate::shutdown::Shutdown;
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Notify;
-
-/// How long to wait before looking again after the outbox itself failed.
-const OUTBOX_ERROR_PAUSE: Duration = Duration::from_secs(5);
 
 /// One destination of events.
 #[derive(Debug, Clone)]
@@ -40,9 +36,8 @@ impl Sink {
 
 /// Delivers the outbox's events to the configured sinks.
 pub struct Pusher {
-    outbox: SharedOutbox,
+    outbox: OutboxHandle,
     sinks: Vec<Sink>,
-    wake: Arc<Notify>,
     /// Sinks that already stored an event (by id), so a retry does not run
     /// a hook twice because the HTTP sink failed.
     stored_by: HashMap<String, BTreeSet<usize>>,
@@ -50,12 +45,11 @@ pub struct Pusher {
 }
 
 impl Pusher {
-    /// Sets up the sinks; `wake` is notified whenever an event is queued.
+    /// Sets up the sinks for `outbox`.
     pub fn new(
-        outbox: SharedOutbox,
+        outbox: OutboxHandle,
         upstream: Option<&UpstreamConfig>,
         hooks: &[HookConfig],
-        wake: Arc<Notify>,
     ) -> Result<Pusher, SinkError> {
         let mut sinks = Vec::new();
         if let Some(upstream) = upstream {
@@ -67,7 +61,6 @@ impl Pusher {
         Ok(Pusher {
             outbox,
             sinks,
-            wake,
             stored_by: HashMap::new(),
             last_problem: None,
         })
@@ -78,24 +71,24 @@ impl Pusher {
         !self.sinks.is_empty()
     }
 
-    /// Runs forever; queued events (from before a restart too) go first.
-    pub async fn run(mut self) {
+    /// Delivers until `shutdown`; queued events (from before a restart too)
+    /// go first. A delivery in flight when the stop comes is finished (each
+    /// is bounded by its sink's timeout), so no receiver sees a request cut.
+    pub async fn run(mut self, mut shutdown: Shutdown) {
         let mut attempt = 0u32;
-        loop {
-            let heads = match self.heads() {
-                Ok(heads) => heads,
-                Err(error) => {
-                    tracing::error!("{error}");
-                    tokio::time::sleep(OUTBOX_ERROR_PAUSE).await;
-                    continue;
-                }
-            };
+        while !shutdown.is_requested() {
+            let heads = self.outbox.heads();
             if heads.is_empty() {
-                self.wake.notified().await;
-                continue;
+                tokio::select! {
+                    () = self.outbox.queued() => continue,
+                    () = shutdown.requested() => break,
+                }
             }
             let mut retry: Option<Option<Duration>> = None;
             for head in heads {
+                if shutdown.is_requested() {
+                    break;
+                }
                 if let Some(after) = self.deliver(&head).await {
                     retry = Some(retry.flatten().max(after));
                 }
@@ -103,23 +96,16 @@ impl Pusher {
             match retry {
                 Some(asked) => {
                     attempt = attempt.saturating_add(1);
-                    tokio::time::sleep(sink::retry_delay(attempt, asked, jitter())).await;
+                    let delay = sink::retry_delay(attempt, asked, jitter());
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        () = shutdown.requested() => break,
+                    }
                 }
                 None => attempt = 0,
             }
         }
-    }
-
-    /// The oldest queued event of each service.
-    fn heads(&self) -> Result<Vec<Entry>, super::OutboxError> {
-        let entries = lock(&self.outbox).entries()?;
-        let mut heads: Vec<Entry> = Vec::new();
-        for entry in entries {
-            if !heads.iter().any(|h| h.service == entry.service) {
-                heads.push(entry);
-            }
-        }
-        Ok(heads)
+        tracing::debug!("pusher stopped");
     }
 
     /// Tries one event on every sink that has not stored it yet. Returns
@@ -127,7 +113,7 @@ impl Pusher {
     async fn deliver(&mut self, entry: &Entry) -> Option<Option<Duration>> {
         // Sinks stream the body from the file: a config of tens of MB is
         // not held in memory beside Kea's reply.
-        let body = lock(&self.outbox).path(entry);
+        let body = self.outbox.body_path(entry);
         let mut retry: Option<Option<Duration>> = None;
         for (index, sink) in self.sinks.clone().iter().enumerate() {
             if self
@@ -154,7 +140,7 @@ impl Pusher {
                 }
                 Disposition::Dead { reply } => {
                     self.stored_by.remove(&entry.id);
-                    match lock(&self.outbox).bury(entry, &reply) {
+                    match self.outbox.bury(entry, &reply) {
                         Ok(path) => {
                             tracing::error!(event = %entry.id, service = %entry.service, sequence = entry.sequence,
                             "{} refused the event; moved to {} with its reply: {}", sink.name(), path.display(), reply.lines().next().unwrap_or(""))
@@ -177,22 +163,11 @@ impl Pusher {
             .carries_config()
             .then(|| outbox::config_hash_in(&body))
             .flatten();
-        let mut outbox = lock(&self.outbox);
-        if let Err(error) = outbox
-            .mark_delivered(entry, hash.as_deref())
-            .and_then(|()| outbox.remove(entry))
-        {
+        if let Err(error) = self.outbox.delivered(entry, hash.as_deref()) {
             tracing::error!("{error}");
         }
         None
     }
-}
-
-/// The outbox lock; a panic elsewhere while holding it does not stop delivery.
-pub fn lock(outbox: &SharedOutbox) -> std::sync::MutexGuard<'_, super::Outbox> {
-    outbox
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// A number in 0..1 that differs between agents and attempts.

@@ -2,7 +2,7 @@
 //! answer becomes a [`Disposition`] by a pure rule (`classify`).
 
 use super::config::{HookConfig, UpstreamConfig};
-use crate::kea::KeaError;
+use crate::http_client::{self, ClientError, ClientOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -103,7 +103,7 @@ pub enum SinkError {
     Client {
         url: String,
         #[source]
-        source: KeaError,
+        source: ClientError,
     },
     #[error(
         "hook command is empty: give at least the program, e.g. command = [\"/usr/local/bin/notify-ipam\"]"
@@ -133,15 +133,14 @@ impl HttpSink {
     /// Reads the token (refusing a world-readable file) and TLS files now.
     pub fn new(config: &UpstreamConfig) -> Result<HttpSink, SinkError> {
         let token = config.token_file.as_deref().map(read_token).transpose()?;
-        let options = crate::kea::HttpOptions {
+        let options = ClientOptions {
             ca_file: config.ca_file.clone(),
             client_cert: config.client_cert.clone(),
             client_key: config.client_key.clone(),
             timeout: config.timeout,
-            ..Default::default()
         };
         let client =
-            crate::kea::http_client(&config.url, &options).map_err(|source| SinkError::Client {
+            http_client::build(&config.url, &options).map_err(|source| SinkError::Client {
                 url: config.url.clone(),
                 source,
             })?;
@@ -203,7 +202,7 @@ impl HttpSink {
             }
             Err(error) => Disposition::Retry {
                 after: None,
-                why: crate::kea::describe_http_error(&error),
+                why: http_client::with_causes(&error),
             },
         }
     }

@@ -89,6 +89,15 @@ pub enum ConfigError {
         agent_config: Option<PathBuf>,
     },
 
+    #[error(
+        "{source_config}: state_dir cannot change while the agent runs (it holds {from}): restart the service to use {to}"
+    )]
+    StateDirChanged {
+        source_config: ConfigSource,
+        from: PathBuf,
+        to: PathBuf,
+    },
+
     #[error("cannot read the control socket of {service} from its config: {source}")]
     KeaConfig {
         service: Service,

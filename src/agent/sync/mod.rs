@@ -1,29 +1,38 @@
-//! One service's pipeline, run once per settled change:
+//! One service's pipeline, run once per settled change. The steps, in
+//! order, and the function that does each:
 //!
-//! read files -> first decision (unchanged / half-written / known reject)
-//! -> Kea reachable? -> fresh Kea that loaded the files itself?
-//! -> equal to the in-memory config? -> validate -> config-reload
-//! -> verify live -> record and report (plus a snapshot when Kea restarted,
-//! or drift when its config changed behind the agent's back).
+//! 1. read the files, main file and includes, once     [`files::read_config`]
+//! 2. first look: unchanged, half-written, known reject [`decide::first_step`]
+//! 3. ask Kea: reachable, which process, new since?     [`ServiceSync::meet`]
+//! 4. a Kea that loaded these very files itself?        [`decide::kea_loaded_current_files`]
+//! 5. the in-memory config already this content?        [`ServiceSync::equals_in_memory`]
+//! 6. validate (`kea-dhcp4 -t`, started while settling) [`ServiceSync::validate`]
+//! 7. files still as validated (read 2), config-reload  [`ServiceSync::ask_kea`]
+//! 8. verify live: status-get, config-get               [`decide::reload_took_effect`]
+//! 9. record: state transition, log, queue upstream     [`ServiceSync::record`]
 //!
-//! Decisions live in `decide.rs`; this file does the IO between them.
+//! When the files are unchanged, a full check (start-up, periodic, Kea back)
+//! looks at Kea's memory instead ([`ServiceSync::watch_live`]): a restarted
+//! Kea gets a snapshot, a config changed behind the agent's back a drift.
+//! Decisions live in `decide.rs` and `state.rs` (the one state transition);
+//! this file does the IO between them.
+
+mod files;
+mod held;
 
 use super::config::ServiceConfig;
 use super::decide::{self, FileRead, FirstStep};
-use super::event::{Outcome, SyncEvent};
-use super::state::{ServiceState, StateStore};
-use crate::dialect::{self, Expanded, Style};
-use crate::digest::{hex, json_value_digest, sha256_hex};
-use crate::kea::{ConfigHash, ControlChannel, KeaError, Service};
-use crate::upstream::SharedOutbox;
-use crate::upstream::pusher::lock;
+use super::state::{Fact, ServiceState, StateStore};
+use crate::digest::sha256_hex;
+use crate::event::{Outcome, SyncEvent};
+use crate::kea::{ConfigHash, ControlChannel, KeaError, Service, Status};
+use crate::upstream::OutboxHandle;
 use crate::validate::{ValidateError, Validation, Validator, Verdict};
+use files::{Read, newest_mtime, process_start, read_config, service_digest, service_keys};
+use held::Held;
 use serde_json::value::RawValue;
-use sha2::{Digest, Sha256};
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
-use tokio::sync::Notify;
 
 /// What the caller should do after a check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,7 +46,8 @@ pub enum Next {
 }
 
 /// The result of one check: its events (usually one; none when there is
-/// nothing new to say) and what to do next.
+/// nothing new to say) and what to do next. The events' configs have gone
+/// to the outbox already.
 #[derive(Debug)]
 pub struct Checked {
     pub events: Vec<SyncEvent>,
@@ -54,10 +64,71 @@ pub enum Trigger {
     Full,
 }
 
+/// Who runs the pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `run`: events are logged; a known reject is said once.
+    Daemon,
+    /// `apply`: the caller prints the events; a known reject is said again.
+    Once,
+}
+
 /// Kea's in-memory config and its hash.
 struct Live {
     hash: String,
     config: Box<RawValue>,
+}
+
+/// What steps 2-8 found.
+enum Look {
+    /// Nothing to report; look again as `Next` says.
+    Quiet(Next),
+    /// Kea runs what the upstream has: only its hash to remember.
+    Seen(String),
+    /// A finding to record and report.
+    Found(Found),
+}
+
+/// A finding, before it is recorded.
+struct Found {
+    outcome: Outcome,
+    text: String,
+    /// Kea's config after the step, when it was read.
+    live: Option<Live>,
+    /// Kea refused this content for good (said once).
+    refused_for_good: bool,
+    /// In sync, and the upstream lacks Kea's config: send it as a snapshot.
+    snapshot: bool,
+}
+
+impl Found {
+    fn new(outcome: Outcome, text: impl Into<String>) -> Found {
+        Found {
+            outcome,
+            text: text.into(),
+            live: None,
+            refused_for_good: false,
+            snapshot: false,
+        }
+    }
+
+    fn refused(text: impl Into<String>) -> Look {
+        Look::Found(Found {
+            refused_for_good: true,
+            ..Found::new(Outcome::Rejected, text)
+        })
+    }
+
+    fn with_live(self, live: Live) -> Found {
+        Found {
+            live: Some(live),
+            ..self
+        }
+    }
+}
+
+fn unreachable(text: impl Into<String>) -> Look {
+    Look::Found(Found::new(Outcome::Unreachable, text))
 }
 
 /// A service's pipeline with what it remembers between checks.
@@ -75,14 +146,18 @@ pub struct ServiceSync {
     kea_version: Option<String>,
     /// Every file of the config as last read (main file first).
     files: Vec<PathBuf>,
-    /// Report already-rejected content again (`apply`; the daemon says it once).
-    pub repeat_rejects: bool,
-    /// Where upstream events are made durable before the state records them.
-    outbox: Option<(SharedOutbox, Arc<Notify>)>,
+    mode: Mode,
+    /// Where upstream events are made durable before the state records
+    /// them; None when it could not be opened (`apply` only).
+    outbox: Option<OutboxHandle>,
+    /// Upstream events the outbox could not take yet.
+    held: Held,
     /// A validation started while the latest change settles.
     speculation: Option<Speculation>,
     /// More than one change since the last check: validate at its end only.
     burst: bool,
+    /// Last unreachable text, to say it once rather than at every retry.
+    last_unreachable: Option<String>,
 }
 
 /// `kea-dhcp4 -t` started on the files as they were when a change was
@@ -100,15 +175,15 @@ impl Drop for Speculation {
     }
 }
 
-/// The files as read, parsed or not.
-struct Read {
-    file: FileRead,
-    expanded: Option<Expanded>,
-}
-
 impl ServiceSync {
     /// Builds the pipeline for one configured service.
-    pub fn new(config: &ServiceConfig, channel: ControlChannel, store: StateStore) -> ServiceSync {
+    pub fn new(
+        config: &ServiceConfig,
+        channel: ControlChannel,
+        store: StateStore,
+        outbox: Option<OutboxHandle>,
+        mode: Mode,
+    ) -> ServiceSync {
         let include_base = config.resolve_include_base();
         let validator = Validator::new(
             config.service,
@@ -128,17 +203,22 @@ impl ServiceSync {
             kea_pid: None,
             kea_version: None,
             files: vec![config.config_file.clone()],
-            repeat_rejects: false,
-            outbox: None,
+            mode,
+            outbox,
+            held: Held::default(),
             speculation: None,
             burst: false,
+            last_unreachable: None,
         }
     }
 
-    /// Queues this service's upstream events in `outbox`, waking `wake`.
-    pub fn with_outbox(mut self, outbox: SharedOutbox, wake: Arc<Notify>) -> ServiceSync {
-        self.outbox = Some((outbox, wake));
-        self
+    /// Takes over the events `old` still holds for the outbox (the same
+    /// service, rebuilt with a changed config).
+    pub fn inherit(&mut self, old: ServiceSync) {
+        let mut old = old;
+        while let Some(event) = old.held.pop() {
+            self.held.push(event);
+        }
     }
 
     /// Every file the config consisted of at the last read: what to watch.
@@ -146,18 +226,26 @@ impl ServiceSync {
         &self.files
     }
 
+    /// Whether events wait for the outbox to take them.
+    pub fn holds_events(&self) -> bool {
+        !self.held.is_empty()
+    }
+
     /// Starts validating the files now, while the change settles, so the
     /// check that follows finds the verdict ready (`kea-dhcp4 -t` takes tens
     /// of ms on a small config, seconds on a large one) instead of running
-    /// it after the settle window. The verdict is used only for the very
-    /// files it was started on; a second change before the check drops it,
-    /// and the rest of that burst is validated once, by the check.
-    pub fn speculate(&mut self) {
+    /// it after the settle window. Only when the watcher saw the writer
+    /// finish (`write_done`: closed after writing, renamed into place):
+    /// content still being written would only waste a validator. The
+    /// verdict is used only for the very files it was started on; a second
+    /// change before the check drops it, and the rest of that burst is
+    /// validated once, by the check.
+    pub fn speculate(&mut self, write_done: bool) {
         if self.speculation.take().is_some() || self.burst {
             self.burst = true;
             return;
         }
-        if self.validator.binary().is_none() {
+        if !write_done || self.validator.binary().is_none() {
             return; // config-test goes through Kea: only when the check asks.
         }
         let read = self.read_files();
@@ -178,6 +266,286 @@ impl ServiceSync {
         });
     }
 
+    /// Runs the pipeline once for a change seen at `detected_at`. Its
+    /// upstream events are durable in the outbox (or held for it) before the
+    /// state that records the decision is saved, so a crash in between
+    /// repeats the decision rather than losing its event.
+    pub async fn check(&mut self, detected_at: SystemTime, trigger: Trigger) -> Checked {
+        self.burst = false;
+        self.queue_held();
+        let read = self.read_files();
+        let look = self.look(&read, trigger).await;
+        // Unused (the check ended before validating): kill it.
+        self.speculation = None;
+        match look {
+            Look::Quiet(next) => Checked {
+                events: Vec::new(),
+                next,
+            },
+            Look::Seen(live_hash) => {
+                self.state = self.state.after(Fact::Seen {
+                    live_hash: &live_hash,
+                });
+                self.save();
+                Checked {
+                    events: Vec::new(),
+                    next: Next::Idle,
+                }
+            }
+            Look::Found(found) => self.record(&read, found, detected_at),
+        }
+    }
+
+    /// Steps 2-8: what the files and Kea say.
+    async fn look(&mut self, read: &Read, trigger: Trigger) -> Look {
+        match decide::first_step(&read.file, &self.state, self.quiet_for()) {
+            FirstStep::Unchanged if trigger == Trigger::Full => {
+                return match self.watch_live(read).await {
+                    Ok(look) => look,
+                    Err(error) => unreachable(error.to_string()),
+                };
+            }
+            FirstStep::Unchanged => {
+                return Look::Found(Found::new(
+                    Outcome::Unchanged,
+                    "same content as last applied",
+                ));
+            }
+            FirstStep::WaitForWriter => {
+                tracing::debug!(service = %self.service, "config does not parse yet; waiting for the writer");
+                return Look::Quiet(Next::RecheckAfterSettle);
+            }
+            FirstStep::RejectUnparsable(error) => return Found::refused(error),
+            FirstStep::AlreadyRejected if self.mode == Mode::Once => {
+                return Found::refused("rejected before; the content has not changed since");
+            }
+            FirstStep::AlreadyRejected => {
+                tracing::debug!(service = %self.service, "content was rejected before; not reporting it again");
+                return Look::Quiet(Next::Idle);
+            }
+            FirstStep::AskKea => {}
+        }
+        match self.ask_kea(read).await {
+            Ok(look) => look,
+            Err(error) => unreachable(error.to_string()),
+        }
+    }
+
+    /// Steps 3-8 for files that parsed and differ from what was applied.
+    async fn ask_kea(&mut self, read: &Read) -> Result<Look, KeaError> {
+        let Some(expanded) = read.expanded.as_ref() else {
+            return Ok(Look::Quiet(Next::RecheckAfterSettle));
+        };
+        let status = self.channel.status_get().await?;
+        let fresh_kea = self.meet(status.pid).await?;
+        if fresh_kea && self.kea_loaded(&status, &expanded.files) {
+            let text = "Kea loaded this content itself when it started";
+            return Ok(self.in_sync(self.live().await?, text));
+        }
+        if self.equals_in_memory(expanded).await? {
+            let text = "Kea's in-memory config already is this content";
+            return Ok(self.in_sync(self.live().await?, text));
+        }
+        match self.validate(read).await {
+            Ok(validation) => {
+                if let Verdict::Invalid(text) = validation.verdict {
+                    return Ok(Found::refused(text));
+                }
+            }
+            Err(ValidateError::ConfigTest { source, .. }) => return Err(source),
+            Err(error) => return Ok(unreachable(format!("cannot validate: {error}"))),
+        }
+        // The files must still be what was validated; else check again.
+        if self.read_files().file != read.file {
+            tracing::info!(service = %self.service, "config changed during validation; checking again");
+            return Ok(Look::Quiet(Next::RecheckAfterSettle));
+        }
+        let started = Instant::now();
+        match self.channel.config_reload().await {
+            Ok(_) => {}
+            Err(KeaError::Refused { text, .. }) => {
+                return Ok(Found::refused(format!("config-reload failed: {text}")));
+            }
+            Err(error) => return Err(error),
+        }
+        let took = started.elapsed();
+        let after = self.channel.status_get().await?;
+        let live = self.live().await?;
+        if !decide::reload_took_effect(seconds(after.reload), took) {
+            let text = format!(
+                "config-reload answered success but status-get says the last reconfiguration was {} s ago",
+                seconds(after.reload).as_secs()
+            );
+            return Ok(Look::Found(
+                Found::new(Outcome::Rejected, text).with_live(live),
+            ));
+        }
+        Ok(Look::Found(
+            Found::new(Outcome::Applied, "config-reload: configuration live").with_live(live),
+        ))
+    }
+
+    /// The full check's look at Kea when the files are unchanged: a
+    /// restarted Kea gets a snapshot, a config changed behind the agent's
+    /// back a drift; both only when the upstream lacks that config.
+    async fn watch_live(&mut self, read: &Read) -> Result<Look, KeaError> {
+        let status = self.channel.status_get().await?;
+        let fresh_kea = self.meet(status.pid).await?;
+        // Kea 2.4+ answers the hash alone, cheaply: skip config-get when it is known.
+        if let ConfigHash::Hash(hash) = self.channel.config_hash_get().await?
+            && !fresh_kea
+            && self.state.config_hash.as_deref() == Some(hash.as_str())
+        {
+            return Ok(Look::Quiet(Next::Idle));
+        }
+        let live = self.live().await?;
+        if !self.upstream_lacks(&live.hash) {
+            return Ok(Look::Seen(live.hash));
+        }
+        let found = if fresh_kea {
+            Found::new(
+                Outcome::Snapshot,
+                "Kea (re)started; its in-memory config differs from the last one pushed",
+            )
+        } else {
+            let text = format!(
+                "Kea's in-memory config changed without a reload by the agent (file {} , live {})",
+                read.file.sha256(),
+                live.hash
+            );
+            Found::new(Outcome::Drift, text)
+        };
+        Ok(Look::Found(found.with_live(live)))
+    }
+
+    /// Step 9: the one state transition, the events, their log lines and
+    /// their way into the outbox, in that order of durability: the outbox
+    /// first, then the state.
+    fn record(&mut self, read: &Read, found: Found, detected_at: SystemTime) -> Checked {
+        let Found {
+            outcome,
+            text,
+            live,
+            refused_for_good,
+            snapshot,
+        } = found;
+        let live_hash = live.as_ref().map(|l| l.hash.clone());
+        self.state = self.state.after(Fact::Checked {
+            outcome,
+            file_sha256: read.file.sha256(),
+            refused_for_good,
+            live_hash: live_hash.as_deref(),
+        });
+        let mut events = vec![self.event(outcome, read, text, detected_at)];
+        if let Some(live) = live {
+            match outcome {
+                Outcome::Applied | Outcome::Snapshot | Outcome::Drift => {
+                    events[0].config = Some(live.config);
+                }
+                Outcome::InSync if snapshot => {
+                    let mut event = self.event(
+                        Outcome::Snapshot,
+                        read,
+                        "Kea's in-memory config".into(),
+                        detected_at,
+                    );
+                    event.config = Some(live.config);
+                    events.push(event);
+                }
+                _ => {}
+            }
+        }
+        for event in &mut events {
+            self.report(event);
+        }
+        self.save();
+        let next = match outcome {
+            Outcome::Unreachable => Next::Retry,
+            _ => Next::Idle,
+        };
+        Checked { events, next }
+    }
+
+    /// Logs one event (in the daemon; an unreachable Kea once per cause) and
+    /// queues it upstream, or holds it when the outbox cannot take it. Its
+    /// config leaves the event either way.
+    fn report(&mut self, event: &mut SyncEvent) {
+        if self.mode == Mode::Daemon {
+            self.log(event);
+        }
+        if event.kind().is_none() {
+            return;
+        }
+        let Some(outbox) = self.outbox.clone() else {
+            return;
+        };
+        // Order per service: nothing overtakes what is held.
+        if self.held.is_empty() {
+            match outbox.queue(event) {
+                Ok(_) => {
+                    self.config_queued(event);
+                    event.config = None;
+                    return;
+                }
+                Err(error) => {
+                    tracing::error!(service = %self.service, outcome = ?event.outcome,
+                        "event not queued upstream yet, held to be queued once the state dir takes it: {error}");
+                }
+            }
+        }
+        self.held.push(SyncEvent {
+            config: event.config.take(),
+            ..event.without_config()
+        });
+    }
+
+    /// Queues what was held back, oldest first, while the outbox takes it.
+    pub fn queue_held(&mut self) {
+        let Some(outbox) = self.outbox.clone() else {
+            return;
+        };
+        let mut queued = false;
+        while let Some(event) = self.held.first() {
+            match outbox.queue(event) {
+                Ok(_) => {
+                    if let Some(event) = self.held.pop() {
+                        tracing::info!(service = %self.service, outcome = ?event.outcome,
+                            "queued upstream the event held back for the state dir");
+                        self.config_queued(&event);
+                    }
+                    queued = true;
+                }
+                Err(error) => {
+                    tracing::debug!(service = %self.service, "outbox still cannot take the held events: {error}");
+                    break;
+                }
+            }
+        }
+        if queued {
+            self.save();
+        }
+    }
+
+    /// The state learns that a config event is durable in the outbox.
+    fn config_queued(&mut self, event: &SyncEvent) {
+        if let (Some(_), Some(hash)) = (&event.config, &event.config_hash) {
+            self.state = self.state.after(Fact::ConfigQueued { hash });
+        }
+    }
+
+    fn log(&mut self, event: &SyncEvent) {
+        if event.outcome == Outcome::Unreachable {
+            if self.last_unreachable.as_deref() == Some(event.text.as_str()) {
+                tracing::debug!(service = %event.service, "still unreachable: {}", event.text);
+                return;
+            }
+            self.last_unreachable = Some(event.text.clone());
+        } else {
+            self.last_unreachable = None;
+        }
+        event.log();
+    }
+
     /// The verdict on `read`: the one started while it settled when it was
     /// for these same files, else a fresh validation.
     async fn validate(&mut self, read: &Read) -> Result<Validation, ValidateError> {
@@ -192,227 +560,15 @@ impl ServiceSync {
             .await
     }
 
-    /// Runs the pipeline once for a change seen at `detected_at`. Its
-    /// upstream events are durable in the outbox before the state that
-    /// records the decision is saved, so a crash in between repeats the
-    /// decision rather than losing its event.
-    pub async fn check(&mut self, detected_at: SystemTime, trigger: Trigger) -> Checked {
-        self.burst = false;
-        let checked = self.decide(detected_at, trigger).await;
-        // Unused (the check ended before validating): kill it.
-        self.speculation = None;
-        if let Some((outbox, wake)) = &self.outbox {
-            let mut queued = false;
-            for event in &checked.events {
-                match lock(outbox).enqueue(event) {
-                    Ok(entry) => queued |= entry.is_some(),
-                    Err(error) => {
-                        tracing::error!(service = %self.service, outcome = ?event.outcome, "event not queued upstream: {error}")
-                    }
-                }
-            }
-            if queued {
-                wake.notify_one();
-            }
-        }
-        self.save();
-        checked
-    }
-
-    async fn decide(&mut self, detected_at: SystemTime, trigger: Trigger) -> Checked {
-        let read = self.read_files();
-        let quiet_for = self.quiet_for();
-        let quiet = |next| Checked {
-            events: Vec::new(),
-            next,
-        };
-        match decide::first_step(&read.file, &self.state, quiet_for) {
-            FirstStep::Unchanged if trigger == Trigger::Full => {
-                return match self.watch_live(&read, detected_at).await {
-                    Ok(events) => Checked {
-                        events,
-                        next: Next::Idle,
-                    },
-                    Err(error) => self.unreachable(&read, error.to_string(), detected_at),
-                };
-            }
-            FirstStep::Unchanged => {
-                return self.done(
-                    Outcome::Unchanged,
-                    &read,
-                    None,
-                    "same content as last applied",
-                    detected_at,
-                );
-            }
-            FirstStep::WaitForWriter => {
-                tracing::debug!(service = %self.service, "config does not parse yet; waiting for the writer");
-                return quiet(Next::RecheckAfterSettle);
-            }
-            FirstStep::RejectUnparsable(error) => {
-                self.state.rejected_sha256 = Some(read.file.sha256().to_string());
-                return self.done(Outcome::Rejected, &read, None, &error, detected_at);
-            }
-            FirstStep::AlreadyRejected if self.repeat_rejects => {
-                let text = "rejected before; the content has not changed since";
-                return self.done(Outcome::Rejected, &read, None, text, detected_at);
-            }
-            FirstStep::AlreadyRejected => {
-                tracing::debug!(service = %self.service, "content was rejected before; not reporting it again");
-                return quiet(Next::Idle);
-            }
-            FirstStep::AskKea => {}
-        }
-        let Some(expanded) = read.expanded.as_ref() else {
-            return quiet(Next::RecheckAfterSettle);
-        };
-        match self.ask_kea(&read, expanded, detected_at).await {
-            Ok(checked) => checked,
-            Err(error) => self.unreachable(&read, error.to_string(), detected_at),
-        }
-    }
-
-    async fn ask_kea(
-        &mut self,
-        read: &Read,
-        expanded: &Expanded,
-        detected_at: SystemTime,
-    ) -> Result<Checked, KeaError> {
-        let status = self.channel.status_get().await?;
-        let fresh_kea = self.meet(status.pid).await?;
-        // Never reconfigured since it started: it read the files after its start.
-        let started_at = status
-            .pid
-            .filter(|_| status.reload.is_some() && status.reload == status.uptime)
-            .and_then(process_start);
-        let newest = newest_mtime(&expanded.files);
-        if fresh_kea
-            && decide::kea_loaded_current_files(
-                newest,
-                SystemTime::now(),
-                seconds(status.reload),
-                started_at,
-            )
-        {
-            let live = self.live().await?;
-            let text = "Kea loaded this content itself when it started";
-            return Ok(self.in_sync_with_snapshot(read, live, text, detected_at));
-        }
-        if self.equals_in_memory(expanded).await? {
-            let live = self.live().await?;
-            let text = "Kea's in-memory config already is this content";
-            return Ok(self.in_sync_with_snapshot(read, live, text, detected_at));
-        }
-        match self.validate(read).await {
-            Ok(validation) => {
-                if let Verdict::Invalid(text) = validation.verdict {
-                    self.state.rejected_sha256 = Some(read.file.sha256().to_string());
-                    return Ok(self.done(Outcome::Rejected, read, None, &text, detected_at));
-                }
-            }
-            Err(ValidateError::ConfigTest { source, .. }) => return Err(source),
-            Err(error) => {
-                return Ok(self.unreachable(
-                    read,
-                    format!("cannot validate: {error}"),
-                    detected_at,
-                ));
-            }
-        }
-        // The files must still be what was validated; else check again.
-        if self.read_files().file != read.file {
-            tracing::info!(service = %self.service, "config changed during validation; checking again");
-            return Ok(Checked {
-                events: Vec::new(),
-                next: Next::RecheckAfterSettle,
-            });
-        }
-        let started = Instant::now();
-        match self.channel.config_reload().await {
-            Ok(_) => {}
-            Err(KeaError::Refused { text, .. }) => {
-                self.state.rejected_sha256 = Some(read.file.sha256().to_string());
-                let text = format!("config-reload failed: {text}");
-                return Ok(self.done(Outcome::Rejected, read, None, &text, detected_at));
-            }
-            Err(error) => return Err(error),
-        }
-        let took = started.elapsed();
-        let after = self.channel.status_get().await?;
-        let live = self.live().await?;
-        if !decide::reload_took_effect(seconds(after.reload), took) {
-            let text = format!(
-                "config-reload answered success but status-get says the last reconfiguration was {} s ago",
-                seconds(after.reload).as_secs()
-            );
-            return Ok(self.done(Outcome::Rejected, read, Some(live.hash), &text, detected_at));
-        }
-        self.state.pushed_hash = Some(live.hash.clone());
-        let mut checked = self.done(
-            Outcome::Applied,
-            read,
-            Some(live.hash),
-            "config-reload: configuration live",
-            detected_at,
-        );
-        attach(&mut checked, live.config);
-        Ok(checked)
-    }
-
-    /// Periodic look at Kea when the files are unchanged: a restarted Kea
-    /// gets a snapshot, a config changed behind the agent's back a drift event.
-    async fn watch_live(
-        &mut self,
-        read: &Read,
-        detected_at: SystemTime,
-    ) -> Result<Vec<SyncEvent>, KeaError> {
-        let status = self.channel.status_get().await?;
-        let fresh_kea = self.meet(status.pid).await?;
-        // Kea 2.4+ answers the hash alone, cheaply: skip config-get when it is known.
-        if let ConfigHash::Hash(hash) = self.channel.config_hash_get().await?
-            && !fresh_kea
-            && self.state.config_hash.as_deref() == Some(hash.as_str())
-        {
-            return Ok(Vec::new());
-        }
-        let live = self.live().await?;
-        if !self.upstream_lacks(&live.hash) {
-            self.state.config_hash = Some(live.hash);
-            return Ok(Vec::new());
-        }
-        let (outcome, text) = if fresh_kea {
-            (
-                Outcome::Snapshot,
-                "Kea (re)started; its in-memory config differs from the last one pushed"
-                    .to_string(),
-            )
-        } else {
-            let text = format!(
-                "Kea's in-memory config changed without a reload by the agent (file {} , live {})",
-                read.file.sha256(),
-                live.hash
-            );
-            (Outcome::Drift, text)
-        };
-        self.state.pushed_hash = Some(live.hash.clone());
-        let mut checked = self.done(outcome, read, Some(live.hash), &text, detected_at);
-        attach(&mut checked, live.config);
-        Ok(checked.events)
-    }
-
-    /// Whether the upstream has not got the config with Kea hash `hash`: not
-    /// the last one a receiver stored, nor the one still queued for it (a
-    /// config event refused into dead/ does not count as delivered).
+    /// Whether the upstream lacks Kea's config with hash `hash`.
     fn upstream_lacks(&self, hash: &str) -> bool {
-        let pushed = self.state.pushed_hash.as_deref() == Some(hash);
-        match &self.outbox {
-            Some((outbox, _)) => {
-                let outbox = lock(outbox);
-                outbox.last_delivered(self.service) != Some(hash)
-                    && !(pushed && outbox.has_queued_config(self.service))
-            }
-            None => !pushed,
-        }
+        let view = self.outbox.as_ref().map(|o| o.view(self.service));
+        decide::upstream_lacks(
+            hash,
+            self.state.pushed_hash.as_deref(),
+            view.as_ref(),
+            &self.held.config_hashes(),
+        )
     }
 
     /// Records the Kea process talked to; true when it is a new one.
@@ -425,65 +581,37 @@ impl ServiceSync {
         Ok(fresh)
     }
 
-    /// An in-sync result, plus a snapshot when the live config is not the
-    /// one last pushed upstream.
-    fn in_sync_with_snapshot(
-        &mut self,
-        read: &Read,
-        live: Live,
-        text: &str,
-        detected_at: SystemTime,
-    ) -> Checked {
-        let needs_snapshot = self.upstream_lacks(&live.hash);
-        let mut checked = self.done(
-            Outcome::InSync,
-            read,
-            Some(live.hash.clone()),
-            text,
-            detected_at,
-        );
-        if needs_snapshot {
-            self.state.pushed_hash = Some(live.hash.clone());
-            let mut snapshot = self.event(
-                Outcome::Snapshot,
-                read,
-                Some(live.hash),
-                "Kea's in-memory config".into(),
-                detected_at,
-            );
-            snapshot.config = Some(live.config);
-            checked.events.push(snapshot);
-        }
-        checked
+    /// Whether a Kea met for the first time loaded `files` as they are now.
+    fn kea_loaded(&self, status: &Status, files: &[PathBuf]) -> bool {
+        // Never reconfigured since it started: it read the files after its start.
+        let started_at = status
+            .pid
+            .filter(|_| status.reload.is_some() && status.reload == status.uptime)
+            .and_then(process_start);
+        decide::kea_loaded_current_files(
+            newest_mtime(files),
+            SystemTime::now(),
+            seconds(status.reload),
+            started_at,
+        )
     }
 
-    /// Reads and expands the config files once; the digest covers exactly
-    /// the bytes parsed.
+    /// In sync with Kea, plus a snapshot when the upstream lacks Kea's config.
+    fn in_sync(&self, live: Live, text: &str) -> Look {
+        let snapshot = self.upstream_lacks(&live.hash);
+        Look::Found(Found {
+            snapshot,
+            ..Found::new(Outcome::InSync, text).with_live(live)
+        })
+    }
+
+    /// Reads the files (and remembers which they are, for the watcher).
     fn read_files(&mut self) -> Read {
-        match dialect::expand_file(&self.config_file, &self.include_base, Style::Compact) {
-            Ok(expanded) => {
-                self.files.clone_from(&expanded.files);
-                Read {
-                    file: FileRead::Parsed {
-                        sha256: expanded.sha256.clone(),
-                    },
-                    expanded: Some(expanded),
-                }
-            }
-            Err(error) => {
-                let bytes = std::fs::read(&self.config_file).unwrap_or_default();
-                let mut digest = Sha256::new();
-                digest.update(&bytes);
-                digest.update(error.to_string().as_bytes());
-                Read {
-                    file: FileRead::Unparsable {
-                        sha256: hex(&digest.finalize()),
-                        error: error.to_string(),
-                    },
-                    expanded: None,
-                }
-            }
+        let read = read_config(&self.config_file, &self.include_base);
+        if let Some(expanded) = &read.expanded {
+            self.files.clone_from(&expanded.files);
         }
+        read
     }
 
     /// How long the files have been left alone (since the newest mtime).
@@ -494,14 +622,17 @@ impl ServiceSync {
     }
 
     /// Whether the files look like Kea's own config-write.
-    fn looks_written_by_kea(&self, expanded: &Expanded) -> bool {
+    fn looks_written_by_kea(&self, expanded: &crate::dialect::Expanded) -> bool {
         let keys = service_keys(&expanded.json, self.service.config_key());
         decide::looks_written_by_kea(self.service, &keys)
     }
 
     /// Whether the file's service map equals Kea's in-memory one (true when
     /// a central did config-set + config-write).
-    async fn equals_in_memory(&self, expanded: &Expanded) -> Result<bool, KeaError> {
+    async fn equals_in_memory(
+        &self,
+        expanded: &crate::dialect::Expanded,
+    ) -> Result<bool, KeaError> {
         let key = self.service.config_key();
         // A config-get costs seconds on large configs: only ask when the file
         // looks like Kea wrote it.
@@ -529,46 +660,18 @@ impl ServiceSync {
         })
     }
 
-    fn unreachable(&self, read: &Read, text: String, detected_at: SystemTime) -> Checked {
-        Checked {
-            events: vec![self.event(Outcome::Unreachable, read, None, text, detected_at)],
-            next: Next::Retry,
-        }
-    }
-
-    /// Records a final outcome in the state and builds its event.
-    fn done(
-        &mut self,
-        outcome: Outcome,
-        read: &Read,
-        hash: Option<String>,
-        text: &str,
-        detected_at: SystemTime,
-    ) -> Checked {
-        if matches!(outcome, Outcome::Applied | Outcome::InSync) {
-            self.state.applied_sha256 = Some(read.file.sha256().to_string());
-            self.state.rejected_sha256 = None;
-        }
-        if hash.is_some() {
-            self.state.config_hash.clone_from(&hash);
-        }
-        Checked {
-            events: vec![self.event(outcome, read, hash, text.to_string(), detected_at)],
-            next: Next::Idle,
-        }
-    }
-
     fn save(&self) {
         if let Err(error) = self.store.save(self.service, &self.state) {
             tracing::error!(service = %self.service, "{error}");
         }
     }
 
+    /// An event of this service about `read`, carrying Kea's hash as the
+    /// state knows it after the transition.
     fn event(
         &self,
         outcome: Outcome,
         read: &Read,
-        hash: Option<String>,
         text: String,
         detected_at: SystemTime,
     ) -> SyncEvent {
@@ -578,7 +681,7 @@ impl ServiceSync {
             file: self.config_file.clone(),
             file_sha256: Some(read.file.sha256().to_string()),
             kea_version: self.kea_version.clone(),
-            config_hash: hash.or_else(|| self.state.config_hash.clone()),
+            config_hash: self.state.config_hash.clone(),
             text,
             detected_at,
             finished_at: SystemTime::now(),
@@ -587,72 +690,7 @@ impl ServiceSync {
     }
 }
 
-/// The keys of the service's map in an expanded config (top level only parsed).
-fn service_keys(json: &str, key: &str) -> Vec<String> {
-    type Raw = indexmap::IndexMap<String, Box<RawValue>>;
-    serde_json::from_str::<Raw>(json)
-        .ok()
-        .and_then(|top| {
-            top.get(key)
-                .and_then(|body| serde_json::from_str::<Raw>(body.get()).ok())
-        })
-        .map(|body| body.into_keys().collect())
-        .unwrap_or_default()
-}
-
-/// The digest of the `key` member (the service map) of a config document,
-/// as a stream (no value tree of a large config): equal digests mean equal
-/// values. None when the document or the member is missing or not JSON.
-fn service_digest(json: &str, key: &str) -> Option<[u8; 32]> {
-    let top: indexmap::IndexMap<String, &RawValue> = serde_json::from_str(json).ok()?;
-    json_value_digest(top.get(key)?.get()).ok()
-}
-
-/// Puts the live config on the check's first event.
-fn attach(checked: &mut Checked, config: Box<RawValue>) {
-    if let Some(event) = checked.events.first_mut() {
-        event.config = Some(config);
-    }
-}
-
-/// When process `pid` started, from /proc (10 ms precision); None when it
-/// is not visible here (Kea on another host or in another pid namespace).
-fn process_start(pid: u32) -> Option<SystemTime> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Field 22 (starttime, clock ticks after boot), counted after the ")" of the name.
-    let start_ticks: f64 = stat
-        .rsplit_once(')')?
-        .1
-        .split_whitespace()
-        .nth(19)?
-        .parse()
-        .ok()?;
-    let uptime: f64 = std::fs::read_to_string("/proc/uptime")
-        .ok()?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()?;
-    // USER_HZ is 100 on every Linux architecture the agent runs on.
-    let age = uptime - start_ticks / 100.0;
-    SystemTime::now().checked_sub(Duration::from_secs_f64(age.max(0.0)))
-}
-
 /// status-get's whole seconds; missing counts as "long ago".
 fn seconds(value: Option<i64>) -> Duration {
     Duration::from_secs(value.unwrap_or(i64::MAX).max(0) as u64)
-}
-
-/// The latest modification time among `files` (unreadable ones count as now:
-/// when unsure, assume the file is newer than Kea's load).
-fn newest_mtime(files: &[PathBuf]) -> SystemTime {
-    files
-        .iter()
-        .map(|file| mtime(file).unwrap_or_else(SystemTime::now))
-        .max()
-        .unwrap_or_else(SystemTime::now)
-}
-
-fn mtime(path: &Path) -> Option<SystemTime> {
-    std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }

@@ -3,6 +3,9 @@
 //! position, so inserting a subnet does not "change" every subnet after it.
 
 mod keys;
+mod load;
+
+pub use load::{DiffError, load_diff};
 
 use serde::Serialize;
 use serde_json::{Map, Value};

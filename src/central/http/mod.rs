@@ -22,8 +22,6 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-pub(crate) use read::load_diff;
-
 /// Why serving stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -190,6 +188,21 @@ impl IntoResponse for ApiError {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
+    }
+}
+
+impl From<super::diff::DiffError> for ApiError {
+    fn from(error: super::diff::DiffError) -> ApiError {
+        use super::diff::DiffError;
+        match error {
+            DiffError::Store(error) => error.into(),
+            DiffError::NoSuchVersion { .. } => {
+                ApiError::new(StatusCode::NOT_FOUND, error.to_string())
+            }
+            DiffError::NotJson(_) | DiffError::Failed(_) => {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string())
+            }
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 //! version's config, the diff of two versions, storage figures, health.
 
 use super::ApiError;
-use crate::central::diff::{Change, ChangeKind, diff_configs};
+use crate::central::diff::{ChangeKind, load_diff};
 use crate::central::ingest::Central;
 use crate::central::store::{Store, VersionInfo};
 use axum::Json;
@@ -129,45 +129,6 @@ pub async fn healthz(State(central): State<Arc<Central>>) -> Response {
             (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
         }
     }
-}
-
-/// Versions `from` and `to` of a server and service with the changes between them.
-pub(crate) async fn load_diff(
-    store: &Store,
-    server: &str,
-    service: &str,
-    from: i64,
-    to: i64,
-) -> Result<(VersionInfo, VersionInfo, Vec<Change>), ApiError> {
-    let missing = |n: i64| not_found(format!("no version {n} of {server}/{service}"));
-    let old = store
-        .version(server, service, from)
-        .await?
-        .ok_or_else(|| missing(from))?;
-    let new = store
-        .version(server, service, to)
-        .await?
-        .ok_or_else(|| missing(to))?;
-    let (old_info, new_info) = (old.info.clone(), new.info.clone());
-    let changes = tokio::task::spawn_blocking(move || -> Result<Vec<Change>, serde_json::Error> {
-        let before: Value = serde_json::from_str(&old.config_json)?;
-        let after: Value = serde_json::from_str(&new.config_json)?;
-        Ok(diff_configs(&before, &after))
-    })
-    .await
-    .map_err(|e| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("diff failed: {e}"),
-        )
-    })?
-    .map_err(|e| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("stored config is not JSON: {e}"),
-        )
-    })?;
-    Ok((old_info, new_info, changes))
 }
 
 async fn known_server(store: &Store, server: &str, service: &str) -> Result<(), ApiError> {

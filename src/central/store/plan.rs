@@ -3,7 +3,8 @@
 
 use super::row::{Param, Step};
 use super::sql;
-use crate::central::event::{Event, EventKind};
+use crate::central::event::Event;
+use crate::event::Kind;
 
 /// A config body ready for the store.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,11 +30,11 @@ pub struct Incoming {
 
 /// The open flags an event of `kind` leaves on a server that had none:
 /// `(drift_open, reject_open)`. `UPSERT_SERVER` keeps the other flag on merge.
-pub fn raised_flags(kind: EventKind) -> (i64, i64) {
+pub fn raised_flags(kind: Kind) -> (i64, i64) {
     match kind {
-        EventKind::Drift => (1, 0),
-        EventKind::Rejected => (0, 1),
-        EventKind::Applied | EventKind::Snapshot => (0, 0),
+        Kind::Drift => (1, 0),
+        Kind::Rejected => (0, 1),
+        Kind::Applied | Kind::Snapshot => (0, 0),
     }
 }
 
@@ -100,8 +101,8 @@ pub fn ingest_steps(incoming: Incoming) -> Vec<Step> {
         must_insert: true,
     });
     let (drift_open, reject_open) = raised_flags(event.kind);
-    let last_applied_ms = (event.kind == EventKind::Applied)
-        .then_some(applied_ms.unwrap_or(event.detected_at.millis));
+    let last_applied_ms =
+        (event.kind == Kind::Applied).then_some(applied_ms.unwrap_or(event.detected_at.millis));
     steps.push(Step {
         sql: sql::UPSERT_SERVER,
         params: vec![
@@ -150,7 +151,7 @@ mod tests {
     use super::*;
     use crate::central::event::Timestamp;
 
-    fn event(kind: EventKind) -> Event {
+    fn event(kind: Kind) -> Event {
         let at = Timestamp {
             text: "2025-01-31T12:00:00Z".into(),
             millis: 1_738_324_800_000,
@@ -190,7 +191,7 @@ mod tests {
         };
         let incoming = Incoming {
             server: "kea1".into(),
-            event: event(EventKind::Applied),
+            event: event(Kind::Applied),
             config: Some(config),
             received_ms: 5,
         };
@@ -217,7 +218,7 @@ mod tests {
         };
         let incoming = Incoming {
             server: "kea1".into(),
-            event: event(EventKind::Snapshot),
+            event: event(Kind::Snapshot),
             config: Some(config),
             received_ms: 5,
         };
@@ -229,7 +230,7 @@ mod tests {
 
     #[test]
     fn events_without_config_make_no_version() {
-        for kind in [EventKind::Rejected, EventKind::Drift, EventKind::Applied] {
+        for kind in [Kind::Rejected, Kind::Drift, Kind::Applied] {
             let incoming = Incoming {
                 server: "kea1".into(),
                 event: event(kind),
@@ -245,9 +246,9 @@ mod tests {
 
     #[test]
     fn flags_raised_by_each_kind() {
-        assert_eq!(raised_flags(EventKind::Drift), (1, 0));
-        assert_eq!(raised_flags(EventKind::Rejected), (0, 1));
-        assert_eq!(raised_flags(EventKind::Applied), (0, 0));
-        assert_eq!(raised_flags(EventKind::Snapshot), (0, 0));
+        assert_eq!(raised_flags(Kind::Drift), (1, 0));
+        assert_eq!(raised_flags(Kind::Rejected), (0, 1));
+        assert_eq!(raised_flags(Kind::Applied), (0, 0));
+        assert_eq!(raised_flags(Kind::Snapshot), (0, 0));
     }
 }

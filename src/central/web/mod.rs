@@ -4,7 +4,8 @@
 mod html;
 pub mod render;
 
-use super::http::load_diff;
+use super::diff::load_diff;
+use super::http::ApiError;
 use super::ingest::Central;
 use super::time::now_millis;
 use axum::Router;
@@ -76,7 +77,10 @@ async fn diff(
         Ok((old, new, changes)) => {
             Html(render::diff(&server, &service, &old, &new, &changes)).into_response()
         }
-        Err(error) => failed(error.status, &error.message),
+        Err(error) => {
+            let error = ApiError::from(error);
+            failed(error.status, &error.message)
+        }
     }
 }
 

@@ -183,7 +183,9 @@ pub fn server(
     }
     body.push_str("<h2>Versions</h2>");
     if versions.is_empty() {
-        body.push_str("<p class=\"muted\">No applied or snapshot config received yet.</p>");
+        body.push_str(
+            "<p class=\"muted\">No config received yet (applied, snapshot or drift).</p>",
+        );
     } else {
         body.push_str("<table><tr><th>#</th><th>Kind</th><th>Applied</th><th>Received</th><th>Size</th><th>Content hash</th><th></th></tr>");
         for v in versions {

@@ -1,0 +1,101 @@
+//! The pipeline's reads of the disk and /proc: the config files as Kea would
+//! read them, their modification times, a Kea process's start time.
+
+use super::super::decide::FileRead;
+use crate::dialect::{self, Expanded, Style};
+use crate::digest::{hex, json_value_digest};
+use serde_json::value::RawValue;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+/// The files as read, parsed or not.
+pub(super) struct Read {
+    pub file: FileRead,
+    pub expanded: Option<Expanded>,
+}
+
+/// Reads and expands `config_file` and its includes once; the digest covers
+/// exactly the bytes parsed. A file that does not parse is digested with its
+/// error, so the same breakage is recognised again.
+pub(super) fn read_config(config_file: &Path, include_base: &Path) -> Read {
+    match dialect::expand_file(config_file, include_base, Style::Compact) {
+        Ok(expanded) => Read {
+            file: FileRead::Parsed {
+                sha256: expanded.sha256.clone(),
+            },
+            expanded: Some(expanded),
+        },
+        Err(error) => {
+            let bytes = std::fs::read(config_file).unwrap_or_default();
+            let mut digest = Sha256::new();
+            digest.update(&bytes);
+            digest.update(error.to_string().as_bytes());
+            Read {
+                file: FileRead::Unparsable {
+                    sha256: hex(&digest.finalize()),
+                    error: error.to_string(),
+                },
+                expanded: None,
+            }
+        }
+    }
+}
+
+/// The keys of the service's map in an expanded config (top level only parsed).
+pub(super) fn service_keys(json: &str, key: &str) -> Vec<String> {
+    type Raw = indexmap::IndexMap<String, Box<RawValue>>;
+    serde_json::from_str::<Raw>(json)
+        .ok()
+        .and_then(|top| {
+            top.get(key)
+                .and_then(|body| serde_json::from_str::<Raw>(body.get()).ok())
+        })
+        .map(|body| body.into_keys().collect())
+        .unwrap_or_default()
+}
+
+/// The digest of the `key` member (the service map) of a config document,
+/// as a stream (no value tree of a large config): equal digests mean equal
+/// values. None when the document or the member is missing or not JSON.
+pub(super) fn service_digest(json: &str, key: &str) -> Option<[u8; 32]> {
+    let top: indexmap::IndexMap<String, &RawValue> = serde_json::from_str(json).ok()?;
+    json_value_digest(top.get(key)?.get()).ok()
+}
+
+/// When process `pid` started, from /proc (10 ms precision); None when it
+/// is not visible here (Kea on another host or in another pid namespace).
+pub(super) fn process_start(pid: u32) -> Option<SystemTime> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Field 22 (starttime, clock ticks after boot), counted after the ")" of the name.
+    let start_ticks: f64 = stat
+        .rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(19)?
+        .parse()
+        .ok()?;
+    let uptime: f64 = std::fs::read_to_string("/proc/uptime")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    // USER_HZ is 100 on every Linux architecture the agent runs on.
+    let age = uptime - start_ticks / 100.0;
+    SystemTime::now().checked_sub(Duration::from_secs_f64(age.max(0.0)))
+}
+
+/// The latest modification time among `files` (unreadable ones count as now:
+/// when unsure, assume the file is newer than Kea's load).
+pub(super) fn newest_mtime(files: &[PathBuf]) -> SystemTime {
+    files
+        .iter()
+        .map(|file| mtime(file).unwrap_or_else(SystemTime::now))
+        .max()
+        .unwrap_or_else(SystemTime::now)
+}
+
+fn mtime(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
