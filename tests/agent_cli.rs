@@ -3,12 +3,12 @@
 
 mod common;
 
-use common::{KeaServer, Service};
+use common::agent::{Agent, AgentToml, TomlTable};
+use common::{KeaServer, backdate, is_sha256_hex};
+use kea_sync_agent::kea::Service;
 use serde_json::{Value, json};
 use std::fs;
-use std::path::PathBuf;
-use std::process::{Command, Output};
-use std::time::{Duration, SystemTime};
+use std::process::Output;
 
 const GOOD_POOL: &str = "192.0.2.10 - 192.0.2.20";
 const OUTSIDE_POOL: &str = "198.51.100.10 - 198.51.100.20";
@@ -16,9 +16,8 @@ const OUTSIDE_POOL: &str = "198.51.100.10 - 198.51.100.20";
 /// A kea-dhcp4 with one subnet, its config file backdated an hour (so Kea clearly loaded
 /// the current content itself), and an agent config for it with an empty state dir.
 struct Setup {
+    agent: Agent,
     kea: KeaServer,
-    toml: PathBuf,
-    _dir: tempfile::TempDir,
 }
 
 impl Setup {
@@ -30,24 +29,12 @@ impl Setup {
                 "subnet4": [{"id": 1, "subnet": "192.0.2.0/24", "pools": [{"pool": GOOD_POOL}]}],
             }),
         );
-        let hour_ago = SystemTime::now() - Duration::from_secs(3600);
-        fs::File::open(&kea.config_path)
-            .and_then(|file| file.set_modified(hour_ago))
-            .expect("backdate Kea's config");
-        let dir = tempfile::tempdir().expect("temp dir");
-        let toml = dir.path().join("agent.toml");
-        let text = format!(
-            "[agent]\nstate_dir = \"{}\"\nsettle_ms = 50\ncheck_interval_s = 60\n\n\
-             [[service]]\nname = \"dhcp4\"\nconfig_file = \"{}\"\n",
-            dir.path().join("state").display(),
-            kea.config_path.display()
+        backdate(&kea.config_path);
+        let mut agent = Agent::new();
+        agent.write_toml(
+            &AgentToml::new().service(TomlTable::service(Service::Dhcp4, &kea.config_path)),
         );
-        fs::write(&toml, text).expect("write agent.toml");
-        Setup {
-            kea,
-            toml,
-            _dir: dir,
-        }
+        Setup { agent, kea }
     }
 
     /// Rewrites Kea's config file with `from` replaced by `to` (the file is pretty JSON).
@@ -58,34 +45,17 @@ impl Setup {
     }
 
     fn apply(&self) -> Applied {
-        Applied::from(agent(&["apply", "--config", &self.toml.to_string_lossy()]))
+        Applied::from(self.agent.run("apply"))
     }
 
     fn check(&self) -> Output {
-        agent(&["check", "--config", &self.toml.to_string_lossy()])
+        self.agent.run("check")
     }
 
     fn valid_lifetime(&self) -> Option<u64> {
         let reply = self.kea.command(r#"{"command":"config-get"}"#);
         reply["arguments"]["Dhcp4"]["valid-lifetime"].as_u64()
     }
-
-    fn failed_reloads(&self) -> Vec<String> {
-        self.kea
-            .log()
-            .lines()
-            .filter(|l| l.contains("DHCP4_CONFIG_LOAD_FAIL") || l.contains("RECONFIGURATION_FAIL"))
-            .map(str::to_string)
-            .collect()
-    }
-}
-
-fn agent(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kea-sync-agent"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run kea-sync-agent")
 }
 
 /// What `apply` did: exit code, its JSON events (one per stdout line), stderr.
@@ -161,12 +131,6 @@ impl Applied {
     }
 }
 
-fn is_sha256_hex(value: &Value) -> bool {
-    value
-        .as_str()
-        .is_some_and(|s| s.len() == 64 && s.chars().all(|c| c.is_ascii_hexdigit()))
-}
-
 #[test]
 fn apply_applies_an_edit_then_reports_unchanged() {
     let setup = Setup::start();
@@ -193,7 +157,7 @@ fn apply_applies_an_edit_then_reports_unchanged() {
     let again = setup.apply();
     again.decision(0, "unchanged", &setup);
     assert_eq!(setup.kea.reload_count(), reloads + 1, "no second reload");
-    assert!(setup.failed_reloads().is_empty());
+    assert!(setup.kea.failed_reloads().is_empty());
 }
 
 #[test]
@@ -223,9 +187,9 @@ fn apply_rejects_an_invalid_file_with_keas_text() {
         "an invalid file is never reloaded"
     );
     assert!(
-        setup.failed_reloads().is_empty(),
+        setup.kea.failed_reloads().is_empty(),
         "{:#?}",
-        setup.failed_reloads()
+        setup.kea.failed_reloads()
     );
     assert_eq!(setup.valid_lifetime(), Some(4000));
 }
@@ -244,16 +208,16 @@ fn apply_with_kea_stopped_is_unreachable_naming_the_socket() {
 #[test]
 fn apply_with_a_bad_agent_config_exits_3_naming_file_line_and_column() {
     let setup = Setup::start();
-    let good = fs::read_to_string(&setup.toml).expect("read agent.toml");
+    let good = fs::read_to_string(setup.agent.toml()).expect("read agent.toml");
     // Line 3 of the file, column 1.
     let bad = good.replacen("settle_ms", "no_such_key = 1\nsettle_ms", 1);
     assert_eq!(bad.lines().nth(2), Some("no_such_key = 1"));
-    fs::write(&setup.toml, bad).expect("write bad agent.toml");
+    fs::write(setup.agent.toml(), bad).expect("write bad agent.toml");
 
     let applied = setup.apply();
     assert_eq!(applied.code, Some(3), "stderr: {}", applied.stderr);
     assert!(applied.events.is_empty(), "stdout: {}", applied.stdout);
-    let location = format!("{}:3:1", setup.toml.display());
+    let location = format!("{}:3:1", setup.agent.toml().display());
     assert!(
         applied.stderr.contains(&location),
         "{location} not in stderr: {}",

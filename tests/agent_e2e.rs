@@ -4,16 +4,17 @@
 
 mod common;
 
-use common::{KeaServer, Service, send_signal};
+use common::agent::{Agent, AgentToml, TomlTable};
+use common::{KeaServer, SIGHUP, SIGTERM, backdate, tail};
+use kea_sync_agent::kea::Service;
 use serde_json::{Value, json};
-use std::cell::RefCell;
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::symlink;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::thread::sleep;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 /// How long anything expected may take (slow, shared machines).
 const WAIT: Duration = Duration::from_secs(20);
@@ -22,8 +23,6 @@ const POLL: Duration = Duration::from_millis(50);
 const QUIET: Duration = Duration::from_millis(700);
 /// What the agent gets after SIGTERM to finish the apply in flight and exit.
 const EXIT_WITHIN: Duration = Duration::from_secs(5);
-const SIGHUP: i32 = 1;
-const SIGTERM: i32 = 15;
 const FIRST_LIFETIME: u32 = 4000;
 
 // ---------------------------------------------------------------------------------------
@@ -67,15 +66,6 @@ fn materialize(kea: &KeaServer, text: &str) -> String {
         .replace("@DIR@", &kea.dir.to_string_lossy())
 }
 
-/// Sets a file's mtime an hour back (without writing to it), so Kea's start-up load is
-/// clearly newer than the content. Only call while no agent watches the file.
-fn backdate(path: &Path) {
-    let hour_ago = SystemTime::now() - Duration::from_secs(3600);
-    fs::File::open(path)
-        .and_then(|file| file.set_modified(hour_ago))
-        .unwrap_or_else(|e| panic!("backdate {}: {e}", path.display()));
-}
-
 /// kea-dhcp4 from `text` with its config file backdated.
 fn start_kea(text: &str) -> KeaServer {
     let kea = KeaServer::start_with_file(Service::Dhcp4, text);
@@ -95,28 +85,14 @@ fn first_subnet_pools(kea: &KeaServer) -> Value {
     reply["arguments"]["Dhcp4"]["subnet4"][0]["pools"].clone()
 }
 
-/// Lines of Kea's log that report a failed (re)configuration.
-fn failed_reloads(kea: &KeaServer) -> Vec<String> {
-    kea.log()
-        .lines()
-        .filter(|l| l.contains("DHCP4_CONFIG_LOAD_FAIL") || l.contains("RECONFIGURATION_FAIL"))
-        .map(str::to_string)
-        .collect()
-}
-
-fn tail(text: &str, lines: usize) -> String {
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
-}
-
 // ---------------------------------------------------------------------------------------
 // The agent process
 
 /// How to run the agent.
 #[derive(Clone, Copy)]
 struct AgentOptions<'a> {
-    /// Extra lines of the `[[service]]` table (e.g. `control_socket = "..."`).
-    service_extra: &'a str,
+    /// `control_socket` of the `[[service]]` table; None: the one Kea's config names.
+    control_socket: Option<&'a Path>,
     check_interval_s: u64,
     /// `settle_ms` of `[agent]`.
     settle_ms: u64,
@@ -125,147 +101,23 @@ struct AgentOptions<'a> {
 }
 
 const DEFAULT_AGENT: AgentOptions<'static> = AgentOptions {
-    service_extra: "",
+    control_socket: None,
     check_interval_s: 60,
     settle_ms: 50,
     log_filter: "info",
 };
 
-/// A running `kea-sync-agent run` with its own dir (agent.toml, state, agent.log);
-/// SIGTERM then SIGKILL on drop. `KEA_TEST_KEEP=1` keeps the dir, as for Kea's.
-struct Agent {
-    child: RefCell<Child>,
-    toml: PathBuf,
-    log_path: PathBuf,
-    dir: Option<tempfile::TempDir>,
-}
-
-impl Agent {
-    fn start(config_file: &Path, options: AgentOptions<'_>) -> Agent {
-        let dir = tempfile::Builder::new()
-            .prefix("kea-sync-agent-")
-            .tempdir()
-            .expect("agent temp dir");
-        let state_dir = dir.path().join("state");
-        let toml = dir.path().join("agent.toml");
-        let text = format!(
-            "[agent]\nstate_dir = \"{}\"\nsettle_ms = {}\ncheck_interval_s = {}\n\n\
-             [[service]]\nname = \"dhcp4\"\nconfig_file = \"{}\"\n{}\n",
-            state_dir.display(),
-            options.settle_ms,
-            options.check_interval_s,
-            config_file.display(),
-            options.service_extra,
-        );
-        fs::write(&toml, text).expect("write agent.toml");
-        let log_path = dir.path().join("agent.log");
-        let log = fs::File::create(&log_path).expect("create agent.log");
-        let stdout = log.try_clone().expect("clone agent.log handle");
-        let child = Command::new(env!("CARGO_BIN_EXE_kea-sync-agent"))
-            .arg("run")
-            .arg("--config")
-            .arg(&toml)
-            .env("NO_COLOR", "1")
-            .env("KEA_SYNC_AGENT_LOG", options.log_filter)
-            .stdin(Stdio::null())
-            .stdout(stdout)
-            .stderr(log)
-            .spawn()
-            .expect("spawn kea-sync-agent run");
-        Agent {
-            child: RefCell::new(child),
-            toml,
-            log_path,
-            dir: Some(dir),
-        }
+/// `kea-sync-agent run` watching `config_file` as dhcp4, in a new dir with empty state.
+fn start_agent(config_file: &Path, options: AgentOptions<'_>) -> Agent {
+    let mut service = TomlTable::service(Service::Dhcp4, config_file);
+    if let Some(socket) = options.control_socket {
+        service = service.control_socket(socket);
     }
-
-    fn pid(&self) -> u32 {
-        self.child.borrow().id()
-    }
-
-    /// The agent's stderr so far, without colour codes.
-    fn log(&self) -> String {
-        strip_ansi(&fs::read_to_string(&self.log_path).unwrap_or_default())
-    }
-
-    /// Event lines with `outcome` (Applied, Rejected, InSync, Unchanged, Unreachable).
-    fn events(&self, outcome: &str) -> Vec<String> {
-        let field = format!("outcome={outcome} ");
-        self.log()
-            .lines()
-            .filter(|l| l.contains(&field))
-            .map(str::to_string)
-            .collect()
-    }
-
-    /// Every event line, whatever its outcome.
-    fn event_count(&self) -> usize {
-        self.log()
-            .lines()
-            .filter(|l| l.contains(" outcome="))
-            .count()
-    }
-
-    fn signal(&self, signal: i32) {
-        assert!(
-            send_signal(self.pid(), signal),
-            "cannot send signal {signal} to the agent"
-        );
-    }
-
-    fn exited(&self) -> Option<ExitStatus> {
-        self.child.borrow_mut().try_wait().ok().flatten()
-    }
-
-    fn wait_exit(&self, within: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(status) = self.exited() {
-                return Some(status);
-            }
-            if Instant::now() > deadline {
-                return None;
-            }
-            sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        if self.exited().is_none() {
-            send_signal(self.pid(), SIGTERM);
-            if self.wait_exit(EXIT_WITHIN).is_none() {
-                let child = self.child.get_mut();
-                let _ = child.kill();
-                let _ = child.wait();
-            }
-        }
-        if let Some(dir) = self.dir.take()
-            && std::env::var("KEA_TEST_KEEP").is_ok_and(|v| v == "1")
-        {
-            eprintln!("KEA_TEST_KEEP: kept {}", dir.keep().display());
-        }
-    }
-}
-
-/// Removes `ESC [ ... letter` sequences, in case the agent colours its log anyway.
-fn strip_ansi(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    let toml = AgentToml::new()
+        .settle_ms(options.settle_ms)
+        .check_interval_s(options.check_interval_s)
+        .service(service);
+    Agent::new().log_filter(options.log_filter).start(&toml)
 }
 
 /// Polls `done` until it holds; fails with the agent's log and Kea's log tail.
@@ -305,7 +157,7 @@ impl Fixture {
     /// Kea running `text` (backdated), then the agent watching Kea's config file.
     fn start(text: &str) -> Fixture {
         let kea = start_kea(text);
-        let agent = Agent::start(&kea.config_path, DEFAULT_AGENT);
+        let agent = start_agent(&kea.config_path, DEFAULT_AGENT);
         Fixture::settle(kea, agent)
     }
 
@@ -395,7 +247,7 @@ impl Fixture {
             "the agent's Applied events\n{}",
             context()
         );
-        let failed = failed_reloads(&self.kea);
+        let failed = self.kea.failed_reloads();
         assert!(
             failed.is_empty(),
             "Kea saw failed reloads: {failed:#?}\n{}",
@@ -512,7 +364,7 @@ fn symlinked_config_file_follows_edits_of_its_target() {
     let links = tempfile::tempdir().expect("temp dir");
     let link = links.path().join("kea-dhcp4.conf");
     symlink(&kea.config_path, &link).expect("symlink to Kea's config");
-    let agent = Agent::start(&link, DEFAULT_AGENT);
+    let agent = start_agent(&link, DEFAULT_AGENT);
     let f = Fixture::settle(kea, agent);
 
     fs::write(&f.kea.config_path, f.text(4100)).expect("edit the target in place");
@@ -538,7 +390,7 @@ fn data_symlink_swap_reloads_once_per_swap() {
     symlink("..v1", dir.join("..data")).expect("..data -> ..v1");
     symlink("..data/kea-dhcp4.conf", dir.join("kea-dhcp4.conf.link")).expect("link");
     fs::rename(dir.join("kea-dhcp4.conf.link"), &kea.config_path).expect("link over");
-    let agent = Agent::start(&kea.config_path, DEFAULT_AGENT);
+    let agent = start_agent(&kea.config_path, DEFAULT_AGENT);
     let f = Fixture::settle(kea, agent);
 
     let swap = |old: &str, new: &str, text: &str| {
@@ -561,7 +413,7 @@ fn editing_an_included_file_reloads_once_per_edit() {
     backdate(&include);
     let body = format!(r#"<?include "{}"?>"#, include.display());
     let kea = start_kea(&dhcp4_config(r#"{ "interfaces": [] }"#, &body));
-    let agent = Agent::start(&kea.config_path, DEFAULT_AGENT);
+    let agent = start_agent(&kea.config_path, DEFAULT_AGENT);
     let f = Fixture::settle(kea, agent);
     assert_eq!(valid_lifetime_of(&f), Some(u64::from(FIRST_LIFETIME)));
 
@@ -646,7 +498,7 @@ fn fifty_saves_in_a_second_coalesce_into_few_reloads() {
     );
     assert_eq!(f.applied(), reloads, "Applied events vs Kea's reloads");
     assert_eq!(valid_lifetime_of(&f), Some(5050));
-    let failed = failed_reloads(&f.kea);
+    let failed = f.kea.failed_reloads();
     assert!(failed.is_empty(), "failed reloads: {failed:#?}");
 }
 
@@ -695,7 +547,7 @@ fn invalid_edit_is_rejected_without_reload_and_dhcp_keeps_serving() {
         &["-p", &port.to_string()],
     );
     backdate(&kea.config_path);
-    let agent = Agent::start(&kea.config_path, DEFAULT_AGENT);
+    let agent = start_agent(&kea.config_path, DEFAULT_AGENT);
     let f = Fixture::settle(kea, agent);
     let pid = f.kea.pid();
     assert!(
@@ -741,7 +593,7 @@ fn invalid_edit_is_rejected_without_reload_and_dhcp_keeps_serving() {
 fn a_verdict_reached_while_settling_counts_only_for_the_files_it_checked() {
     const STARTED: &str = "validating while the change settles";
     let kea = start_kea(&standard_config(FIRST_LIFETIME));
-    let agent = Agent::start(
+    let agent = start_agent(
         &kea.config_path,
         AgentOptions {
             // Room for a second save after the first one's verdict, before the check.
@@ -829,11 +681,10 @@ fn config_written_by_kea_itself_is_in_sync_without_a_reload() {
 fn kea_down_at_start_is_retried_quietly_then_found_in_sync() {
     let mut kea = start_kea(&standard_config(FIRST_LIFETIME));
     kea.stop();
-    let socket = format!("control_socket = \"{}\"", kea.socket_path.display());
-    let agent = Agent::start(
+    let agent = start_agent(
         &kea.config_path,
         AgentOptions {
-            service_extra: &socket,
+            control_socket: Some(&kea.socket_path),
             log_filter: "kea_sync_agent=debug",
             ..DEFAULT_AGENT
         },
@@ -877,7 +728,7 @@ fn kea_down_at_start_is_retried_quietly_then_found_in_sync() {
 fn kea_restart_under_the_agent_causes_no_reload() {
     let kea = start_kea(&standard_config(FIRST_LIFETIME));
     // Re-check every second, so the agent gets to look after the restart.
-    let agent = Agent::start(
+    let agent = start_agent(
         &kea.config_path,
         AgentOptions {
             check_interval_s: 1,
@@ -896,14 +747,39 @@ fn kea_restart_under_the_agent_causes_no_reload() {
 }
 
 #[test]
+fn a_second_run_on_the_same_state_dir_exits_at_once_naming_the_first() {
+    let f = Fixture::start(&standard_config(FIRST_LIFETIME));
+    let toml = AgentToml::new()
+        .state_dir(f.agent.state_dir())
+        .service(TomlTable::service(Service::Dhcp4, &f.kea.config_path));
+    let second = Agent::new().start(&toml);
+    let Some(status) = second.wait_exit(EXIT_WITHIN) else {
+        panic!(
+            "a second agent on the same state dir kept running\n{}",
+            second.log()
+        );
+    };
+    assert_eq!(status.code(), Some(2), "{}", second.log());
+    let log = second.log();
+    assert!(
+        log.contains(&f.agent.state_dir().display().to_string())
+            && log.contains(&format!("pid {}", f.agent.pid())),
+        "the refusal names the state dir and the first agent's pid: {log}"
+    );
+    assert!(f.agent.exited().is_none(), "the first agent keeps running");
+    fs::write(&f.kea.config_path, f.text(4100)).expect("edit");
+    f.expect_live(4100, 1);
+}
+
+#[test]
 fn sighup_with_a_bad_agent_config_keeps_the_running_one() {
     let f = Fixture::start(&standard_config(FIRST_LIFETIME));
-    let good = fs::read_to_string(&f.agent.toml).expect("read agent.toml");
+    let good = fs::read_to_string(f.agent.toml()).expect("read agent.toml");
     let bad = good.replacen("[agent]\n", "[agent]\nno_such_key = 1\n", 1);
     assert_ne!(bad, good);
-    fs::write(&f.agent.toml, bad).expect("write bad agent.toml");
+    fs::write(f.agent.toml(), bad).expect("write bad agent.toml");
     f.agent.signal(SIGHUP);
-    let toml = f.agent.toml.display().to_string();
+    let toml = f.agent.toml().display().to_string();
     f.wait("an error naming the agent config", || {
         f.agent
             .log()
@@ -925,7 +801,7 @@ fn sigterm_during_an_apply_exits_cleanly_leaving_old_or_new_config() {
         .into_iter()
         .enumerate()
     {
-        let agent = Agent::start(&kea.config_path, DEFAULT_AGENT);
+        let agent = start_agent(&kea.config_path, DEFAULT_AGENT);
         wait_until("the agent's first event", &kea, &agent, || {
             agent.event_count() >= 1
         });
@@ -953,7 +829,7 @@ fn sigterm_during_an_apply_exits_cleanly_leaving_old_or_new_config() {
             after == before || after == Some(u64::from(next)),
             "round {round}: valid-lifetime {after:?}, expected {before:?} or {next}"
         );
-        let failed = failed_reloads(&kea);
+        let failed = kea.failed_reloads();
         assert!(
             failed.is_empty(),
             "round {round}: failed reloads {failed:#?}\n{}",
@@ -966,8 +842,8 @@ fn sigterm_during_an_apply_exits_cleanly_leaving_old_or_new_config() {
 #[test]
 fn fresh_agent_against_kea_running_the_file_does_not_reload() {
     let kea = start_kea(&standard_config(FIRST_LIFETIME));
-    // Agent::start gives every agent a new, empty state dir.
-    let agent = Agent::start(&kea.config_path, DEFAULT_AGENT);
+    // start_agent gives every agent a new, empty state dir.
+    let agent = start_agent(&kea.config_path, DEFAULT_AGENT);
     let f = Fixture::settle(kea, agent);
     f.expect_no_more_reloads(0);
     assert_eq!(

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{KeaServer, Service as TestService, require_binary};
+use common::{KeaServer, require_binary, runtime};
 use kea_sync_agent::dialect::{self, Style};
 use kea_sync_agent::kea::{Command, ControlChannel, Outcome, Service, UnixControl};
 use kea_sync_agent::validate::service_document;
@@ -13,13 +13,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 const EXAMPLES: &str = "/usr/share/doc/kea/examples";
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-}
 
 /// `kea-dhcpX -t FILE` run in `cwd`: true when Kea accepts the file.
 fn kea_accepts(binary: &Path, file: &Path, cwd: &Path) -> (bool, String) {
@@ -83,9 +76,9 @@ fn examples(dir: &str) -> Vec<PathBuf> {
     files
 }
 
-fn agree_on_examples(service: Service, test_service: TestService, dir: &str) {
+fn agree_on_examples(service: Service, dir: &str) {
     let binary = require_binary(service.daemon_binary());
-    let server = KeaServer::start(test_service, json!({}));
+    let server = KeaServer::start(service, json!({}));
     let channel = ControlChannel::Unix(UnixControl::new(
         &server.socket_path,
         Duration::from_secs(60),
@@ -121,12 +114,12 @@ fn agree_on_examples(service: Service, test_service: TestService, dir: &str) {
 
 #[test]
 fn agrees_with_kea_dhcp4_on_every_kea4_example() {
-    agree_on_examples(Service::Dhcp4, TestService::Dhcp4, "kea4");
+    agree_on_examples(Service::Dhcp4, "kea4");
 }
 
 #[test]
 fn agrees_with_kea_dhcp6_on_every_kea6_example() {
-    agree_on_examples(Service::Dhcp6, TestService::Dhcp6, "kea6");
+    agree_on_examples(Service::Dhcp6, "kea6");
 }
 
 /// A file using every part of the dialect loads into exactly the in-memory
@@ -168,7 +161,7 @@ fn expansion_builds_the_same_config_as_kea_reading_the_file() {
 } }
 "#
     .replace("@INCLUDES@", &parts.display().to_string());
-    let server = KeaServer::start_with_file(TestService::Dhcp4, &main);
+    let server = KeaServer::start_with_file(Service::Dhcp4, &main);
     let rt = runtime();
     let channel = ControlChannel::Unix(UnixControl::new(
         &server.socket_path,

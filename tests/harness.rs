@@ -4,9 +4,14 @@ mod common;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
+use std::thread::sleep;
+use std::time::{Duration, Instant};
 
-use common::{CtrlAgent, KeaServer, Service, basic_auth_token, large_dhcp4_body};
+use common::agent::{Agent, AgentToml, TomlTable};
+use common::{CtrlAgent, KeaServer, SIGKILL, backdate, basic_auth_token, large_dhcp4_body, tail};
+use kea_sync_agent::kea::Service;
 use serde_json::json;
 
 fn assert_version_get(server: &KeaServer) {
@@ -221,5 +226,64 @@ fn basic_auth_token_matches_rfc4648_vectors() {
     assert_eq!(
         basic_auth_token("Aladdin", "open sesame"),
         "QWxhZGRpbjpvcGVuIHNlc2FtZQ=="
+    );
+}
+
+#[test]
+#[should_panic(expected = "runs kea-dhcp4 and kea-dhcp6 only, not kea-dhcp-ddns")]
+fn kea_server_says_it_does_not_run_d2() {
+    KeaServer::start(Service::D2, json!({}));
+}
+
+/// Polls until `done` holds for the agent's log (all its runs).
+fn wait_for_log(agent: &Agent, what: &str, done: impl Fn(&str) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done(&agent.log()) {
+        assert!(
+            Instant::now() < deadline && agent.exited().is_none(),
+            "no {what} from the agent\n{}",
+            tail(&agent.log(), 40)
+        );
+        sleep(Duration::from_millis(50));
+    }
+}
+
+fn starts(log: &str) -> usize {
+    log.matches("kea-sync-agent started").count()
+}
+
+#[test]
+fn agent_runs_again_on_its_state_and_leaves_no_process() {
+    let kea = KeaServer::start(Service::Dhcp4, json!({}));
+    backdate(&kea.config_path);
+    let toml = AgentToml::new().service(TomlTable::service(Service::Dhcp4, &kea.config_path));
+    let agent = Agent::new().start(&toml);
+    let state_dir = agent.dir().join("state");
+    assert_eq!(agent.state_dir(), state_dir);
+    let text = fs::read_to_string(agent.toml()).expect("read agent.toml");
+    let line = format!("state_dir = \"{}\"", state_dir.display());
+    assert_eq!(text.lines().nth(1), Some(line.as_str()), "{text}");
+    wait_for_log(&agent, "first event", |_| agent.event_count() >= 1);
+
+    let status = agent.stop();
+    assert!(status.success(), "SIGTERM: {status}");
+    assert!(!agent.running());
+    agent.spawn();
+    wait_for_log(&agent, "second start", |log| starts(log) == 2);
+    agent.kill();
+    let status = agent.exited().expect("killed");
+    assert_eq!(status.signal(), Some(SIGKILL), "{status}");
+    agent.spawn();
+    wait_for_log(&agent, "third start", |log| starts(log) == 3);
+    assert!(
+        state_dir.is_dir(),
+        "the agent keeps its state in {state_dir:?}"
+    );
+
+    let pid = agent.pid();
+    drop(agent);
+    assert!(
+        !process_alive(pid),
+        "kea-sync-agent pid {pid} survived drop"
     );
 }

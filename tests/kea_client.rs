@@ -4,7 +4,8 @@
 
 mod common;
 
-use common::{CtrlAgent, KeaServer, Service as TestService, large_dhcp4_body};
+use common::agent::AGENT_BIN;
+use common::{CtrlAgent, KeaServer, free_port, large_dhcp4_body, runtime};
 use kea_sync_agent::kea::{
     Command, ConfigHash, ControlChannel, HttpControl, HttpOptions, KeaError, Outcome, Service,
     UnixControl,
@@ -15,13 +16,6 @@ use std::path::Path;
 use std::time::Duration;
 
 const TIMEOUT: Duration = Duration::from_secs(120);
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-}
 
 fn unix(server: &KeaServer) -> ControlChannel {
     ControlChannel::Unix(UnixControl::new(&server.socket_path, TIMEOUT))
@@ -138,14 +132,14 @@ async fn exercise_every_command(channel: &ControlChannel, server: &KeaServer) {
 
 #[test]
 fn every_command_over_the_unix_socket() {
-    let server = KeaServer::start(TestService::Dhcp4, small_body());
+    let server = KeaServer::start(Service::Dhcp4, small_body());
     runtime().block_on(exercise_every_command(&unix(&server), &server));
 }
 
 #[test]
 fn every_command_through_ctrl_agent_with_basic_auth() {
-    let dhcp4 = KeaServer::start(TestService::Dhcp4, small_body());
-    let dhcp6 = KeaServer::start(TestService::Dhcp6, json!({}));
+    let dhcp4 = KeaServer::start(Service::Dhcp4, small_body());
+    let dhcp6 = KeaServer::start(Service::Dhcp6, json!({}));
     let agent = CtrlAgent::start(&dhcp4, Some(&dhcp6), Some(("kea-admin", "s3cret-Pa55")));
     let rt = runtime();
     let channel = through_agent(&agent, Service::Dhcp4, Some(&agent.password_file));
@@ -182,7 +176,7 @@ fn every_command_through_ctrl_agent_with_basic_auth() {
 
 #[test]
 fn config_get_of_more_than_10_mb_arrives_intact() {
-    let server = KeaServer::start(TestService::Dhcp4, large_dhcp4_body(500, 160));
+    let server = KeaServer::start(Service::Dhcp4, large_dhcp4_body(500, 160));
     let agent = CtrlAgent::start(&server, None, None);
     let rt = runtime();
     let expected = server.command(r#"{"command": "config-get"}"#);
@@ -238,10 +232,7 @@ fn socket_nobody_listens_on_is_refused() {
 
 #[test]
 fn url_that_refuses_is_named() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
+    let port = free_port();
     let url = format!("http://127.0.0.1:{port}/");
     let channel = ControlChannel::Http(
         HttpControl::new(
@@ -318,12 +309,12 @@ fn a_silent_kea_times_out_with_the_socket_named() {
 
 #[test]
 fn permission_denied_names_the_owner_to_run_as() {
-    let server = KeaServer::start(TestService::Dhcp4, small_body());
+    let server = KeaServer::start(Service::Dhcp4, small_body());
     // As root nothing is denied: run the CLI as nobody, like a wrongly
     // configured service user would.
     let output = std::process::Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(env!("CARGO_BIN_EXE_kea-sync-agent"))
+        .arg(AGENT_BIN)
         .args(["kea", "version-get", "--socket"])
         .arg(&server.socket_path)
         .output()
@@ -339,9 +330,9 @@ fn permission_denied_names_the_owner_to_run_as() {
 
 #[test]
 fn cli_prints_keas_reply_and_exits_by_result() {
-    let server = KeaServer::start(TestService::Dhcp4, small_body());
+    let server = KeaServer::start(Service::Dhcp4, small_body());
     let cli = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_kea-sync-agent"))
+        std::process::Command::new(AGENT_BIN)
             .arg("kea")
             .args(args)
             .arg("--socket")
@@ -370,7 +361,7 @@ fn cli_prints_keas_reply_and_exits_by_result() {
     assert_eq!(cli(&["config-reload"]).status.code(), Some(0));
     assert_eq!(server.reload_count(), before + 1);
 
-    let missing = std::process::Command::new(env!("CARGO_BIN_EXE_kea-sync-agent"))
+    let missing = std::process::Command::new(AGENT_BIN)
         .args(["kea", "version-get", "--socket", "/nonexistent/kea.sock"])
         .output()
         .expect("run CLI");

@@ -8,16 +8,16 @@ mod common;
 #[path = "common/receiver.rs"]
 mod receiver;
 
-use common::{KeaServer, Service, large_dhcp4_body, send_signal};
+use common::agent::{Agent, AgentToml, TomlTable};
+use common::{KeaServer, SIGHUP, backdate, is_sha256_hex, large_dhcp4_body, tail, write_private};
+use kea_sync_agent::kea::Service;
 use receiver::{Answer, Receiver, StoredEvent, TestCa};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use std::cell::RefCell;
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -28,7 +28,6 @@ const DELIVERY_WAIT: Duration = Duration::from_secs(150);
 /// Time given to the agent to do something it should not, before looking.
 const QUIET: Duration = Duration::from_millis(1500);
 const POLL: Duration = Duration::from_millis(50);
-const SIGTERM: i32 = 15;
 const FIRST_LIFETIME: u64 = 4000;
 
 // ---------------------------------------------------------------------------------------
@@ -39,10 +38,7 @@ const FIRST_LIFETIME: u64 = 4000;
 fn start_kea(mut body: Value) -> KeaServer {
     body["valid-lifetime"] = json!(FIRST_LIFETIME);
     let kea = KeaServer::start(Service::Dhcp4, body);
-    let hour_ago = SystemTime::now() - Duration::from_secs(3600);
-    fs::File::open(&kea.config_path)
-        .and_then(|file| file.set_modified(hour_ago))
-        .expect("backdate Kea's config file");
+    backdate(&kea.config_path);
     kea
 }
 
@@ -142,11 +138,6 @@ impl std::io::Write for HashWriter {
     }
 }
 
-fn tail(text: &str, lines: usize) -> String {
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
-}
-
 // ---------------------------------------------------------------------------------------
 // The agent process
 
@@ -162,6 +153,8 @@ struct AgentOptions {
     check_interval_s: u64,
     /// `[upstream] ca_file`; None: the receiver's own CA.
     ca_file: Option<PathBuf>,
+    /// `[agent] state_dir`; None: `state` in the agent's dir.
+    state_dir: Option<PathBuf>,
 }
 
 impl Default for AgentOptions {
@@ -172,179 +165,37 @@ impl Default for AgentOptions {
             kea_timeout_s: 60,
             check_interval_s: 60,
             ca_file: None,
+            state_dir: None,
         }
     }
 }
 
-/// `kea-sync-agent run` with its own dir (agent.toml, token, state, agent.log); it can be
-/// started, killed and started again on the same state. SIGTERM, then SIGKILL, on drop.
-struct Agent {
-    child: RefCell<Option<Child>>,
-    toml: PathBuf,
-    state_dir: PathBuf,
-    token_file: PathBuf,
-    log_path: PathBuf,
-    log_filter: &'static str,
-    dir: Option<tempfile::TempDir>,
+/// `kea-sync-agent run` for `kea` pushing to `receiver`, with its token in a 0600 file
+/// beside agent.toml ([`token_file`]).
+fn start_agent(kea: &KeaServer, receiver: &Receiver, options: AgentOptions) -> Agent {
+    let agent = Agent::new().log_filter(options.log_filter);
+    let token_file = token_file(&agent);
+    write_private(&token_file, &format!("{}\n", receiver.token));
+    let ca_file = options.ca_file.unwrap_or_else(|| receiver.ca_file.clone());
+    let upstream = TomlTable::upstream(&receiver.url)
+        .token_file(&token_file)
+        .ca_file(&ca_file)
+        .timeout_s(options.upstream_timeout_s);
+    let service =
+        TomlTable::service(Service::Dhcp4, &kea.config_path).timeout_s(options.kea_timeout_s);
+    let mut toml = AgentToml::new()
+        .check_interval_s(options.check_interval_s)
+        .upstream(upstream)
+        .service(service);
+    if let Some(state_dir) = options.state_dir {
+        toml = toml.state_dir(state_dir);
+    }
+    agent.start(&toml)
 }
 
-impl Agent {
-    /// Writes the agent config for `kea` and `receiver` (token file 0600) and starts it.
-    fn start(kea: &KeaServer, receiver: &Receiver, options: AgentOptions) -> Agent {
-        let dir = tempfile::Builder::new()
-            .prefix("kea-sync-agent-upstream-")
-            .tempdir()
-            .expect("agent temp dir");
-        let state_dir = dir.path().join("state");
-        let token_file = dir.path().join("token");
-        fs::write(&token_file, format!("{}\n", receiver.token)).expect("write token file");
-        fs::set_permissions(&token_file, fs::Permissions::from_mode(0o600)).expect("chmod 600");
-        let ca_file = options.ca_file.unwrap_or_else(|| receiver.ca_file.clone());
-        let toml = dir.path().join("agent.toml");
-        let text = format!(
-            "[agent]\nstate_dir = \"{}\"\nsettle_ms = 50\ncheck_interval_s = {}\n\n\
-             [upstream]\nurl = \"{}\"\ntoken_file = \"{}\"\nca_file = \"{}\"\ntimeout_s = {}\n\n\
-             [[service]]\nname = \"dhcp4\"\nconfig_file = \"{}\"\ntimeout_s = {}\n",
-            state_dir.display(),
-            options.check_interval_s,
-            receiver.url,
-            token_file.display(),
-            ca_file.display(),
-            options.upstream_timeout_s,
-            kea.config_path.display(),
-            options.kea_timeout_s,
-        );
-        fs::write(&toml, text).expect("write agent.toml");
-        let agent = Agent {
-            child: RefCell::new(None),
-            toml,
-            state_dir,
-            token_file,
-            log_path: dir.path().join("agent.log"),
-            log_filter: options.log_filter,
-            dir: Some(dir),
-        };
-        agent.spawn();
-        agent
-    }
-
-    /// Starts the process (again), its stderr appended to agent.log.
-    fn spawn(&self) {
-        assert!(
-            self.child.borrow().is_none(),
-            "the agent is already running"
-        );
-        let log = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log_path)
-            .expect("open agent.log");
-        let stdout = log.try_clone().expect("clone agent.log handle");
-        let child = Command::new(env!("CARGO_BIN_EXE_kea-sync-agent"))
-            .arg("run")
-            .arg("--config")
-            .arg(&self.toml)
-            .env("NO_COLOR", "1")
-            .env("KEA_SYNC_AGENT_LOG", self.log_filter)
-            .stdin(Stdio::null())
-            .stdout(stdout)
-            .stderr(log)
-            .spawn()
-            .expect("spawn kea-sync-agent run");
-        *self.child.borrow_mut() = Some(child);
-    }
-
-    /// SIGKILL: no chance to finish anything.
-    fn kill(&self) {
-        if let Some(mut child) = self.child.borrow_mut().take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// SIGTERM and wait for the exit.
-    fn stop(&self) -> ExitStatus {
-        let pid = self
-            .child
-            .borrow()
-            .as_ref()
-            .map(Child::id)
-            .expect("running");
-        send_signal(pid, SIGTERM);
-        self.wait_exit(Duration::from_secs(20))
-            .expect("the agent did not exit within 20 s of SIGTERM")
-    }
-
-    /// The exit status, once the process has exited (it is then forgotten).
-    fn exited(&self) -> Option<ExitStatus> {
-        let mut child = self.child.borrow_mut();
-        let status = child.as_mut()?.try_wait().ok().flatten()?;
-        *child = None;
-        Some(status)
-    }
-
-    fn wait_exit(&self, within: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + within;
-        while Instant::now() < deadline {
-            if let Some(status) = self.exited() {
-                return Some(status);
-            }
-            sleep(POLL);
-        }
-        None
-    }
-
-    fn running(&self) -> bool {
-        self.child.borrow().is_some()
-    }
-
-    /// Everything every run of the agent wrote to stderr.
-    fn log(&self) -> String {
-        fs::read_to_string(&self.log_path).unwrap_or_default()
-    }
-
-    /// Event file names in `state_dir/outbox`.
-    fn outbox(&self) -> Vec<String> {
-        event_files(&self.state_dir.join("outbox"))
-    }
-
-    /// File names in `state_dir/dead`.
-    fn dead(&self) -> Vec<String> {
-        event_files(&self.state_dir.join("dead"))
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        if self.running() && self.exited().is_none() {
-            let pid = self.child.borrow().as_ref().map(Child::id);
-            if let Some(pid) = pid {
-                send_signal(pid, SIGTERM);
-            }
-            if self.wait_exit(Duration::from_secs(5)).is_none() {
-                self.kill();
-            }
-        }
-        if let Some(dir) = self.dir.take()
-            && std::env::var("KEA_TEST_KEEP").is_ok_and(|v| v == "1")
-        {
-            eprintln!("KEA_TEST_KEEP: kept {}", dir.keep().display());
-        }
-    }
-}
-
-/// Sorted names of the non-hidden files in `dir` (temp files are hidden).
-fn event_files(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .map(|read| {
-            read.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|name| !name.starts_with('.'))
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
+/// The agent's token file, beside its agent.toml.
+fn token_file(agent: &Agent) -> PathBuf {
+    agent.dir().join("token")
 }
 
 /// A token no log line could contain by accident.
@@ -370,7 +221,7 @@ impl Setup {
     fn start_with(body: Value, options: AgentOptions) -> Setup {
         let kea = start_kea(body);
         let receiver = Receiver::start(&new_token());
-        let agent = Agent::start(&kea, &receiver, options);
+        let agent = start_agent(&kea, &receiver, options);
         Setup {
             agent,
             kea,
@@ -455,7 +306,7 @@ impl Setup {
 
     /// Whether an event carrying `lifetime` is in the outbox or at the receiver.
     fn queued_or_stored(&self, lifetime: u64) -> bool {
-        let outbox = self.agent.state_dir.join("outbox");
+        let outbox = self.agent.state_dir().join("outbox");
         let queued = self.agent.outbox().iter().any(|name| {
             fs::read(outbox.join(name))
                 .ok()
@@ -487,12 +338,6 @@ fn is_ulid(text: &str) -> bool {
         && text
             .chars()
             .all(|c| "0123456789ABCDEFGHJKMNPQRSTVWXYZ".contains(c))
-}
-
-fn is_sha256_hex(value: &Value) -> bool {
-    value
-        .as_str()
-        .is_some_and(|s| s.len() == 64 && s.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
 fn rfc3339(event: &Value, field: &str) -> SystemTime {
@@ -818,7 +663,7 @@ fn refused_event_goes_to_dead_with_its_reply_and_later_events_still_flow() {
         format!("{event_file}.reply"),
         "the reply sits beside the event: {dead:?}"
     );
-    let dead_dir = s.agent.state_dir.join("dead");
+    let dead_dir = s.agent.state_dir().join("dead");
     let body: Value =
         serde_json::from_slice(&fs::read(dead_dir.join(event_file)).expect("read the dead event"))
             .expect("the dead event is JSON");
@@ -991,10 +836,11 @@ fn token_never_reaches_the_log_and_a_world_readable_token_file_is_refused() {
         !log.contains(&s.receiver.token),
         "the token appears in the agent's log"
     );
-    let token_in_toml = fs::read_to_string(&s.agent.toml).expect("agent.toml");
+    let token_in_toml = fs::read_to_string(s.agent.toml()).expect("agent.toml");
     assert!(!token_in_toml.contains(&s.receiver.token));
 
-    fs::set_permissions(&s.agent.token_file, fs::Permissions::from_mode(0o644)).expect("chmod 644");
+    fs::set_permissions(token_file(&s.agent), fs::Permissions::from_mode(0o644))
+        .expect("chmod 644");
     let logged_before = s.agent.log().len();
     s.agent.spawn();
     let status = s
@@ -1008,7 +854,7 @@ fn token_never_reaches_the_log_and_a_world_readable_token_file_is_refused() {
         "exit code of a bad token file: {said}"
     );
     assert!(
-        said.contains(&s.agent.token_file.display().to_string()) && said.contains("chmod"),
+        said.contains(&token_file(&s.agent).display().to_string()) && said.contains("chmod"),
         "the message names the file and the fix: {said}"
     );
     assert!(
@@ -1078,5 +924,240 @@ fn fifty_megabyte_config_arrives_intact_and_gzipped() {
     assert_eq!(
         pushed, live,
         "the pushed config is Kea's config-get (SHA-256 and length once canonical)"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// One writer per outbox, what it holds, and the delivery in flight
+
+/// The stored events' sequences of `service`, in arrival order.
+fn sequences(receiver: &Receiver, service: &str) -> Vec<u64> {
+    receiver
+        .stored()
+        .iter()
+        .filter(|e| e.service == service)
+        .map(|e| e.sequence)
+        .collect()
+}
+
+#[test]
+fn apply_beside_a_running_daemon_is_refused_and_sequences_never_repeat() {
+    let s = Setup::start(AgentOptions::default());
+    s.startup_snapshot();
+    s.edit_and_wait_live(4200);
+    s.applied_event(4200, WAIT);
+
+    // An operator's `apply` while the daemon runs: refused, naming the daemon.
+    edit_lifetime(&s.kea, 4300);
+    let apply = s.agent.run("apply");
+    let stderr = String::from_utf8_lossy(&apply.stderr);
+    assert_eq!(apply.status.code(), Some(2), "apply's exit\n{stderr}");
+    assert!(apply.stdout.is_empty(), "no event printed: {apply:?}");
+    let state_dir = s.agent.state_dir().display().to_string();
+    assert!(
+        stderr.contains(&state_dir) && stderr.contains(&format!("pid {}", s.agent.pid())),
+        "the refusal names the state dir and the daemon's pid: {stderr}"
+    );
+    // The daemon applies that edit itself, and one more.
+    s.applied_event(4300, WAIT);
+    s.edit_and_wait_live(4400);
+    s.applied_event(4400, WAIT);
+    let seen = sequences(&s.receiver, "dhcp4");
+    let want: Vec<u64> = (1..=seen.len() as u64).collect();
+    assert_eq!(
+        seen,
+        want,
+        "one writer: sequences 1, 2, 3... with none repeated\n{}",
+        s.context()
+    );
+}
+
+/// A small tmpfs of our own, unmounted on drop.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(size: &str) -> SmallDisk {
+        let dir = tempfile::Builder::new()
+            .prefix("kea-sync-agent-small-disk-")
+            .tempdir()
+            .expect("mount point");
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .expect("run mount");
+        assert!(
+            status.success(),
+            "cannot mount a tmpfs on {} ({status}): this test needs root and mount(8)",
+            dir.path().display()
+        );
+        SmallDisk { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Fills the disk to the last byte with one file; returns it.
+    fn fill(&self) -> PathBuf {
+        let filler = self.path().join("filler");
+        let mut file = fs::File::create(&filler).expect("create the filler");
+        let block = vec![0u8; 64 * 1024];
+        while file.write_all(&block).is_ok() {}
+        let mut byte = [0u8; 1];
+        while file.write_all(&byte).is_ok() {
+            byte[0] = byte[0].wrapping_add(1);
+        }
+        filler
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+#[test]
+fn a_full_state_dir_holds_the_applied_event_and_queues_it_once_there_is_room() {
+    let disk = SmallDisk::mount("4m");
+    let state_dir = disk.path().join("state");
+    let mut s = Setup::start(AgentOptions {
+        state_dir: Some(state_dir.clone()),
+        ..AgentOptions::default()
+    });
+    s.startup_snapshot();
+    s.wait("the outbox drained", WAIT, |s| s.agent.outbox().is_empty());
+    s.receiver.go_away();
+    let filler = disk.fill();
+
+    s.edit_and_wait_live(4200);
+    sleep(QUIET); // the agent tries to queue the applied event on the full disk
+    assert!(
+        !s.queued_or_stored(4200),
+        "the full disk took nothing\n{}",
+        s.context()
+    );
+    let (live_digest, _) = canonical_digest(live_config(&s.kea));
+    fs::remove_file(&filler).expect("make room");
+    s.receiver.come_back();
+
+    let applied = s.applied_event(4200, DELIVERY_WAIT);
+    assert_eq!(canonical_digest(applied["config"].clone()).0, live_digest);
+    sleep(QUIET);
+    let drifts = s.stored("drift");
+    assert!(
+        drifts.is_empty(),
+        "the applied change arrived as what it was, not as a drift: {drifts:?}\n{}",
+        s.context()
+    );
+    let seen = sequences(&s.receiver, "dhcp4");
+    assert_eq!(seen, (1..=seen.len() as u64).collect::<Vec<u64>>());
+    let state: Value = serde_json::from_str(
+        &fs::read_to_string(state_dir.join("dhcp4.state.json"))
+            .expect("the state once there is room"),
+    )
+    .expect("state JSON");
+    assert_eq!(
+        state["pushed_hash"], applied["config_hash"],
+        "once queued, the state records it"
+    );
+}
+
+/// A receiver that stores events but answers 1.5 s later, and an applied event whose
+/// request is in flight (stored, not yet answered): returns the setup and the event's id.
+fn delivery_in_flight() -> (Setup, String) {
+    let s = Setup::start(AgentOptions::default());
+    s.startup_snapshot();
+    s.wait("the outbox drained", WAIT, |s| s.agent.outbox().is_empty());
+    s.receiver
+        .set_answer(Answer::AcceptSlowly(Duration::from_millis(1500)));
+    s.edit_and_wait_live(4200);
+    s.wait("the applied event in flight", WAIT, |s| {
+        s.stored("applied").len() == 1
+    });
+    let id = s.stored("applied")[0].id.clone();
+    (s, id)
+}
+
+/// The statuses answered to the requests carrying `id`: one 201 when it was delivered once.
+fn answered(s: &Setup, id: &str) -> Vec<Option<u16>> {
+    s.attempts(id).iter().map(|(status, _)| *status).collect()
+}
+
+#[test]
+fn sigterm_lets_the_delivery_in_flight_finish() {
+    let (s, id) = delivery_in_flight();
+    let status = s.agent.stop();
+    assert!(status.success(), "exit status {status}\n{}", s.context());
+    assert_eq!(
+        answered(&s, &id),
+        [Some(201)],
+        "the request in flight was answered, not cut\n{}",
+        s.context()
+    );
+    assert!(
+        s.agent.outbox().is_empty(),
+        "a delivered event does not stay queued: {:?}",
+        s.agent.outbox()
+    );
+}
+
+#[test]
+fn sighup_with_a_new_upstream_lets_the_delivery_in_flight_finish() {
+    let (s, id) = delivery_in_flight();
+    let toml = fs::read_to_string(s.agent.toml()).expect("read agent.toml");
+    let changed = toml.replace("timeout_s = 10", "timeout_s = 11");
+    assert_ne!(changed, toml, "the upstream table changes");
+    fs::write(s.agent.toml(), changed).expect("write agent.toml");
+    s.agent.signal(SIGHUP);
+    s.wait("the reload", WAIT, |s| {
+        s.agent.log().contains("agent config re-read")
+    });
+    s.wait("the outbox drained", WAIT, |s| s.agent.outbox().is_empty());
+    sleep(QUIET);
+    assert_eq!(
+        answered(&s, &id),
+        [Some(201)],
+        "one request, finished by the old sinks, none repeated by the new\n{}",
+        s.context()
+    );
+}
+
+#[test]
+fn drift_carries_the_config_kea_runs_and_is_sent_once() {
+    let s = Setup::start(AgentOptions {
+        check_interval_s: 1,
+        ..AgentOptions::default()
+    });
+    s.startup_snapshot();
+    // A central's config-set, never config-written: Kea runs what no file says.
+    let mut arguments = live_config(&s.kea);
+    arguments["Dhcp4"]["valid-lifetime"] = json!(4321);
+    let reply = s
+        .kea
+        .command(&json!({"command": "config-set", "arguments": arguments}).to_string());
+    assert_eq!(reply["result"], 0, "config-set: {reply}");
+    s.wait("a drift event", WAIT, |s| !s.stored("drift").is_empty());
+    let drift = s.stored("drift")[0].json();
+    assert_eq!(
+        lifetime_of(&drift),
+        Some(4321),
+        "the drift carries Kea's config"
+    );
+    let (want, _) = canonical_digest(live_config(&s.kea));
+    assert_eq!(canonical_digest(drift["config"].clone()).0, want);
+    assert!(drift["drift"]["live_hash"].is_string(), "{drift}");
+    sleep(Duration::from_secs(3)); // three more periodic checks
+    assert_eq!(
+        s.stored("drift").len(),
+        1,
+        "the drifted config is delivered once\n{}",
+        s.context()
     );
 }

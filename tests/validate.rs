@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{KeaServer, Service as TestService};
+use common::{KeaServer, runtime};
 use kea_sync_agent::kea::{ControlChannel, Service, UnixControl};
 use kea_sync_agent::validate::{Method, ValidateError, Validator, Verdict};
 use serde_json::json;
@@ -11,13 +11,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 const TIMEOUT: Duration = Duration::from_secs(60);
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-}
 
 /// A temp dir holding `parts/lifetime.inc` and one config file per case,
 /// each including that part by a path relative to the dir.
@@ -118,7 +111,7 @@ fn kea_binary_gives_keas_verdict_from_the_include_base() {
 
 #[test]
 fn config_test_fallback_when_the_binary_is_absent() {
-    let server = KeaServer::start(TestService::Dhcp4, json!({}));
+    let server = KeaServer::start(Service::Dhcp4, json!({}));
     let channel = ControlChannel::Unix(UnixControl::new(&server.socket_path, TIMEOUT));
     let dir = tempfile::tempdir().expect("tempdir");
     let validator = validator_for(dir.path(), Some(PathBuf::from("/nonexistent/kea-dhcp4")));

@@ -4,7 +4,10 @@
 //! Every daemon gets its own temp dir (config, unix socket, pid/lock files, logs), so
 //! tests can run in parallel. Set `KEA_TEST_KEEP=1` to keep the dirs for debugging and
 //! `KEA_TEST_START_SECS` to wait longer than 10 s (+1 s per MB of config) for a daemon.
+//! [`agent`] runs the kea-sync-agent binary itself the same way.
 #![allow(dead_code)] // each test file uses its own subset of the harness
+
+pub mod agent;
 
 use std::fs;
 use std::io::{Read, Write};
@@ -14,8 +17,9 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
+use kea_sync_agent::kea::Service;
 use serde_json::{Map, Value, json};
 use tempfile::TempDir;
 
@@ -23,7 +27,6 @@ const POLL: Duration = Duration::from_millis(20);
 const STOP_GRACE: Duration = Duration::from_secs(2);
 /// Large reloads and config-gets take seconds; a hung daemon should still fail the test.
 const IO_TIMEOUT: Duration = Duration::from_secs(120);
-const SIGTERM: i32 = 15;
 
 unsafe extern "C" {
     fn kill(pid: i32, sig: i32) -> i32;
@@ -54,52 +57,31 @@ pub fn require_binary(name: &str) -> PathBuf {
     panic!("{name} not found: run scripts/install-deps (apt-get install {package})");
 }
 
-/// Which DHCP daemon a [`KeaServer`] runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Service {
-    Dhcp4,
-    Dhcp6,
+/// Log message id of a successful config-reload / SIGHUP (checked against 2.2 logs).
+pub fn reload_success_id(service: Service) -> &'static str {
+    match service {
+        Service::Dhcp4 => "DHCP4_DYNAMIC_RECONFIGURATION_SUCCESS",
+        Service::Dhcp6 => "DHCP6_DYNAMIC_RECONFIGURATION_SUCCESS",
+        Service::D2 => not_run_here(service),
+    }
 }
 
-impl Service {
-    /// Binary name, also Kea's root logger name.
-    pub fn binary(self) -> &'static str {
-        match self {
-            Service::Dhcp4 => "kea-dhcp4",
-            Service::Dhcp6 => "kea-dhcp6",
-        }
+/// File name of the service's unix control socket in its dir.
+fn socket_file(service: Service) -> &'static str {
+    match service {
+        Service::Dhcp4 => "kea4.sock",
+        Service::Dhcp6 => "kea6.sock",
+        Service::D2 => not_run_here(service),
     }
+}
 
-    /// Top-level key of the config file ("Dhcp4").
-    pub fn config_key(self) -> &'static str {
-        match self {
-            Service::Dhcp4 => "Dhcp4",
-            Service::Dhcp6 => "Dhcp6",
-        }
-    }
-
-    /// Name in kea-ctrl-agent's `control-sockets` and a command's `service` list.
-    pub fn agent_name(self) -> &'static str {
-        match self {
-            Service::Dhcp4 => "dhcp4",
-            Service::Dhcp6 => "dhcp6",
-        }
-    }
-
-    /// Log message id of a successful config-reload / SIGHUP (checked against 2.2 logs).
-    pub fn reload_success_id(self) -> &'static str {
-        match self {
-            Service::Dhcp4 => "DHCP4_DYNAMIC_RECONFIGURATION_SUCCESS",
-            Service::Dhcp6 => "DHCP6_DYNAMIC_RECONFIGURATION_SUCCESS",
-        }
-    }
-
-    fn socket_file(self) -> &'static str {
-        match self {
-            Service::Dhcp4 => "kea4.sock",
-            Service::Dhcp6 => "kea6.sock",
-        }
-    }
+/// [`KeaServer`]'s defaults and reload counting are DHCP-only: D2 has no leases,
+/// interfaces or DYNAMIC_RECONFIGURATION message.
+fn not_run_here(service: Service) -> ! {
+    panic!(
+        "the test harness runs kea-dhcp4 and kea-dhcp6 only, not {} ({service})",
+        service.daemon_binary()
+    )
 }
 
 /// A running kea-dhcp4 or kea-dhcp6 with its own dir; killed on drop.
@@ -124,9 +106,9 @@ impl KeaServer {
     /// INFO logging to `log_path`; Dhcp6 also gets `data-directory` and an EN server-id
     /// (the default DUID-LLT needs a non-loopback interface, absent in bare netns/CI).
     pub fn start(service: Service, dhcp_body: Value) -> KeaServer {
-        let tmp = new_temp_dir(service.binary());
+        let tmp = new_temp_dir(service.daemon_binary());
         let dir = tmp.path().to_path_buf();
-        let socket_path = dir.join(service.socket_file());
+        let socket_path = dir.join(socket_file(service));
         let log_path = dir.join("kea.log");
         let mut config = Map::new();
         config.insert("interfaces-config".into(), json!({"interfaces": []}));
@@ -141,7 +123,7 @@ impl KeaServer {
         config.insert(
             "loggers".into(),
             json!([{
-                "name": service.binary(),
+                "name": service.daemon_binary(),
                 "output_options": [{"output": log_path}],
                 "severity": "INFO",
             }]),
@@ -180,9 +162,9 @@ impl KeaServer {
     /// Like [`KeaServer::start_with_file`], with extra daemon arguments after `-c FILE`
     /// (e.g. `-p PORT`, so a DHCP socket on lo needs no port 67); kept across restarts.
     pub fn start_with_args(service: Service, config_text: &str, args: &[&str]) -> KeaServer {
-        let tmp = new_temp_dir(service.binary());
+        let tmp = new_temp_dir(service.daemon_binary());
         let dir = tmp.path().to_path_buf();
-        let socket_path = dir.join(service.socket_file());
+        let socket_path = dir.join(socket_file(service));
         let text = config_text
             .replace("@SOCKET@", &socket_path.to_string_lossy())
             .replace("@DIR@", &dir.to_string_lossy());
@@ -192,11 +174,11 @@ impl KeaServer {
 
     fn launch(service: Service, tmp: TempDir, config_text: &str, args: Vec<String>) -> KeaServer {
         let dir = tmp.path().to_path_buf();
-        let config_path = dir.join(format!("{}.conf", service.binary()));
+        let config_path = dir.join(format!("{}.conf", service.daemon_binary()));
         fs::write(&config_path, config_text)
             .unwrap_or_else(|e| panic!("write {}: {e}", config_path.display()));
         let mut server = KeaServer {
-            socket_path: dir.join(service.socket_file()),
+            socket_path: dir.join(socket_file(service)),
             log_path: dir.join("kea.log"),
             config_path,
             dir,
@@ -212,7 +194,7 @@ impl KeaServer {
     fn spawn_and_wait(&mut self) {
         // A SIGKILLed daemon leaves its socket file behind; never let it fake readiness.
         let _ = fs::remove_file(&self.socket_path);
-        let mut command = Command::new(require_binary(self.service.binary()));
+        let mut command = Command::new(require_binary(self.service.daemon_binary()));
         command.arg("-c").arg(&self.config_path).args(&self.args);
         // Store the daemon before waiting so it is killed if the wait panics.
         self.daemon = Some(Daemon::spawn(command, &self.dir));
@@ -229,14 +211,14 @@ impl KeaServer {
             if let Some(status) = self.daemon.as_mut().and_then(Daemon::exited) {
                 panic!(
                     "{} exited during startup ({status})\n{}",
-                    self.service.binary(),
+                    self.service.daemon_binary(),
                     self.log_tail()
                 );
             }
             if Instant::now() > deadline {
                 panic!(
                     "{} did not answer version-get on {} within {:?}\n{}",
-                    self.service.binary(),
+                    self.service.daemon_binary(),
                     self.socket_path.display(),
                     timeout,
                     self.log_tail()
@@ -264,8 +246,22 @@ impl KeaServer {
     /// Successful reconfigurations (config-reload or SIGHUP) seen in the log, counted by
     /// DHCP4_/DHCP6_DYNAMIC_RECONFIGURATION_SUCCESS. Startup and config-set are not counted.
     pub fn reload_count(&self) -> usize {
-        let id = self.service.reload_success_id();
+        let id = reload_success_id(self.service);
         self.log().lines().filter(|l| l.contains(id)).count()
+    }
+
+    /// Lines of the log that report a failed (re)configuration (DHCP4_CONFIG_LOAD_FAIL,
+    /// ..._RECONFIGURATION_FAIL).
+    pub fn failed_reloads(&self) -> Vec<String> {
+        let load_fail = format!(
+            "{}_CONFIG_LOAD_FAIL",
+            self.service.config_key().to_uppercase()
+        );
+        self.log()
+            .lines()
+            .filter(|l| l.contains(&load_fail) || l.contains("RECONFIGURATION_FAIL"))
+            .map(str::to_string)
+            .collect()
     }
 
     /// dir/stdout.log (messages before loggers are configured) followed by `log_path`.
@@ -347,14 +343,12 @@ impl CtrlAgent {
             tmp: Some(tmp),
         };
         if let Some(password) = &agent.password {
-            fs::write(&agent.password_file, password).expect("write password file");
-            fs::set_permissions(&agent.password_file, fs::Permissions::from_mode(0o600))
-                .expect("chmod password file");
+            write_private(&agent.password_file, password);
         }
         let mut sockets = Map::new();
         for server in std::iter::once(dhcp4).chain(dhcp6) {
             sockets.insert(
-                server.service.agent_name().into(),
+                server.service.name().into(),
                 json!({"socket-type": "unix", "socket-name": server.socket_path}),
             );
         }
@@ -567,12 +561,8 @@ impl Daemon {
         if self.exited().is_some() {
             return;
         }
-        if let Ok(pid) = i32::try_from(self.child.id()) {
-            // SAFETY: plain kill(2) on our own child, which has not been reaped yet.
-            unsafe {
-                kill(pid, SIGTERM);
-            }
-        }
+        // Our own child, not reaped yet: the pid is still its.
+        send_signal(self.child.id(), SIGTERM);
         let deadline = Instant::now() + STOP_GRACE;
         while Instant::now() < deadline {
             if self.exited().is_some() {
@@ -604,10 +594,10 @@ fn new_temp_dir(prefix: &str) -> TempDir {
 }
 
 fn keep_if_asked(tmp: Option<TempDir>) {
-    if let Some(tmp) = tmp {
-        if std::env::var("KEA_TEST_KEEP").is_ok_and(|v| v == "1") {
-            eprintln!("KEA_TEST_KEEP: kept {}", tmp.keep().display());
-        }
+    if let Some(tmp) = tmp
+        && std::env::var("KEA_TEST_KEEP").is_ok_and(|v| v == "1")
+    {
+        eprintln!("KEA_TEST_KEEP: kept {}", tmp.keep().display());
     }
 }
 
@@ -633,7 +623,8 @@ fn send_unix(socket: &Path, json: &str) -> std::io::Result<Vec<u8>> {
     Ok(reply)
 }
 
-fn free_port() -> u16 {
+/// A 127.0.0.1 TCP port nothing listens on right now (another test may take it).
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .map(|addr| addr.port())
@@ -671,10 +662,10 @@ fn post(
         }
         raw.extend_from_slice(&buf[..n]);
         // Stop at Content-Length too, in case the agent keeps the connection open.
-        if let Some((head_len, Some(len))) = parse_head(&raw) {
-            if raw.len() >= head_len + len {
-                break;
-            }
+        if let Some((head_len, Some(len))) = parse_head(&raw)
+            && raw.len() >= head_len + len
+        {
+            break;
         }
     }
     let invalid =
@@ -742,10 +733,67 @@ fn base64(input: &[u8]) -> String {
     out
 }
 
-fn tail(text: &str, lines: usize) -> String {
+/// The last `lines` lines of `text`, for failure messages.
+pub fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
 }
+
+/// Removes `ESC [ ... letter` sequences, in case a program colours its log anyway.
+pub fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Sets a file's mtime an hour back (without writing to it), so a daemon's start-up load
+/// is clearly newer than the content. Only call while no agent watches the file.
+pub fn backdate(path: &Path) {
+    let hour_ago = SystemTime::now() - Duration::from_secs(3600);
+    fs::File::open(path)
+        .and_then(|file| file.set_modified(hour_ago))
+        .unwrap_or_else(|e| panic!("backdate {}: {e}", path.display()));
+}
+
+/// Whether `value` is a SHA-256 digest in hex (64 hex digits), as events carry them.
+pub fn is_sha256_hex(value: &Value) -> bool {
+    value
+        .as_str()
+        .is_some_and(|s| s.len() == 64 && s.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+/// Writes a secret (password, token) readable by its owner only (0600).
+pub fn write_private(path: &Path, text: &str) {
+    fs::write(path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600))
+        .unwrap_or_else(|e| panic!("chmod 600 {}: {e}", path.display()));
+}
+
+/// A current-thread tokio runtime with IO and timers, for driving the crate's async API.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// Asks the agent to re-read its config (Linux signal numbers, for [`send_signal`]).
+pub const SIGHUP: i32 = 1;
+/// Cannot be caught: the process gets no chance to finish anything.
+pub const SIGKILL: i32 = 9;
+/// Asks for a clean exit.
+pub const SIGTERM: i32 = 15;
 
 /// Sends `signal` to process `pid` with kill(2); false when it failed (no such process).
 pub fn send_signal(pid: u32, signal: i32) -> bool {
