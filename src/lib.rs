@@ -4,6 +4,7 @@ pub mod central;
 pub mod cli;
 pub mod dialect;
 pub mod digest;
+pub mod durable;
 pub mod event;
 pub mod http_client;
 pub mod kea;

@@ -1,7 +1,8 @@
 //! Checking a config file exactly as Kea would load it, before anyone sends
 //! config-reload: `kea-dhcp4 -t FILE` (out of process, so the serving daemon
-//! never stalls), or, when that binary is absent, `config-test` with the
-//! dialect-expanded document.
+//! never stalls), on Kea 2.4+ `-T` where that is safe (it also opens the
+//! databases and loads the hooks, [`choose_depth`]), or, when the binary is
+//! absent, `config-test` with the dialect-expanded document.
 
 use crate::dialect::{self, Style};
 use crate::kea::{ControlChannel, KeaError, Service};
@@ -23,11 +24,173 @@ pub enum Verdict {
     Invalid(String),
 }
 
+/// How thoroughly a file is checked before a reload (`validation` in a
+/// `[[service]]` table).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Thoroughness {
+    /// `-T` where it is known to be safe (see [`choose_depth`]), else `-t`.
+    #[default]
+    Auto,
+    /// `-t` only: the config as Kea parses it.
+    Basic,
+    /// `-T` whenever Kea has it (2.4+): databases opened, hooks loaded.
+    Full,
+}
+
+/// What the validator binary is asked to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Depth {
+    /// `-t`: parse and check the config.
+    Parse,
+    /// `-T`: also open the databases and load the hook libraries.
+    Load,
+}
+
+impl Depth {
+    fn flag(self) -> &'static str {
+        match self {
+            Depth::Parse => "-t",
+            Depth::Load => "-T",
+        }
+    }
+}
+
+/// Hook libraries that `-T` loads without binding, writing or contacting
+/// anything (checked with Kea 3.0.4 beside a live Kea running the same
+/// config; HA's dedicated listener is not bound by `-T`). The database
+/// hooks open a connection, which is the point.
+const SAFE_TO_LOAD: [&str; 15] = [
+    "libdhcp_lease_cmds.so",
+    "libdhcp_host_cmds.so",
+    "libdhcp_subnet_cmds.so",
+    "libdhcp_class_cmds.so",
+    "libdhcp_stat_cmds.so",
+    "libdhcp_ha.so",
+    "libdhcp_pgsql.so",
+    "libdhcp_mysql.so",
+    "libdhcp_bootp.so",
+    "libdhcp_limits.so",
+    "libdhcp_perfmon.so",
+    "libdhcp_host_cache.so",
+    "libdhcp_flex_id.so",
+    "libdhcp_flex_option.so",
+    "libdhcp_ddns_tuning.so",
+];
+
+/// What of a config decides whether `-T` is safe on it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoadFacts {
+    /// The lease database is a memfile that persists to a lease file (the
+    /// default): `-T` opens that file for appending (refused under the
+    /// agent's read-only view of /var/lib/kea) and reads every lease.
+    pub memfile_lease_file: bool,
+    /// The file names of the hook libraries.
+    pub hooks: Vec<String>,
+}
+
+impl LoadFacts {
+    /// Reads the facts off an expanded config document (only the members
+    /// they need are decoded into values).
+    pub fn of(json: &str, service: Service) -> LoadFacts {
+        #[derive(serde::Deserialize, Default)]
+        #[serde(default)]
+        struct Body {
+            #[serde(rename = "lease-database")]
+            lease_database: Option<serde_json::Value>,
+            #[serde(rename = "hooks-libraries")]
+            hooks_libraries: Vec<Hook>,
+        }
+        #[derive(serde::Deserialize, Default)]
+        #[serde(default)]
+        struct Hook {
+            library: String,
+        }
+        let top: IndexMap<String, Box<RawValue>> = serde_json::from_str(json).unwrap_or_default();
+        let body: Body = top
+            .get(service.config_key())
+            .and_then(|body| serde_json::from_str(body.get()).ok())
+            .unwrap_or_default();
+        let memfile_lease_file = matches!(service, Service::Dhcp4 | Service::Dhcp6)
+            && body.lease_database.as_ref().is_none_or(|db| {
+                db["type"].as_str().is_none_or(|t| t == "memfile")
+                    && db["persist"].as_bool().unwrap_or(true)
+            });
+        let hooks = body
+            .hooks_libraries
+            .into_iter()
+            .map(|hook| {
+                Path::new(&hook.library)
+                    .file_name()
+                    .map(|name| name.to_string_lossy().into_owned())
+                    .unwrap_or(hook.library)
+            })
+            .collect();
+        LoadFacts {
+            memfile_lease_file,
+            hooks,
+        }
+    }
+}
+
+/// The depth a file is checked at, and, when that is less than asked for,
+/// why. Pure. `kea_version` is the running Kea's (`-T` came with 2.4).
+pub fn choose_depth(
+    thoroughness: Thoroughness,
+    kea_version: Option<&str>,
+    facts: &LoadFacts,
+) -> (Depth, Option<String>) {
+    if thoroughness == Thoroughness::Basic {
+        return (Depth::Parse, None);
+    }
+    let has_load = kea_version
+        .and_then(major_minor)
+        .is_some_and(|version| version >= (2, 4));
+    if !has_load {
+        let why = match kea_version {
+            Some(version) => format!("Kea {version} has no -T (2.4+)"),
+            None => "Kea's version is not known yet".to_string(),
+        };
+        return (Depth::Parse, Some(why));
+    }
+    if thoroughness == Thoroughness::Full {
+        return (Depth::Load, None);
+    }
+    if facts.memfile_lease_file {
+        return (
+            Depth::Parse,
+            Some("the lease database is a memfile with a lease file, which -T would open".into()),
+        );
+    }
+    let unvetted: Vec<&str> = facts
+        .hooks
+        .iter()
+        .map(String::as_str)
+        .filter(|hook| !SAFE_TO_LOAD.contains(hook))
+        .collect();
+    if !unvetted.is_empty() {
+        return (
+            Depth::Parse,
+            Some(format!(
+                "-T would load hooks not known to be safe to load twice: {}",
+                unvetted.join(", ")
+            )),
+        );
+    }
+    (Depth::Load, None)
+}
+
+/// "2.6.3" -> (2, 6).
+fn major_minor(version: &str) -> Option<(u32, u32)> {
+    let mut parts = version.trim().split(['.', ' ', '-']);
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+}
+
 /// How the verdict was reached, for logs and `check`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Method {
-    /// `BINARY -t FILE`.
-    Binary(PathBuf),
+    /// `BINARY -t FILE` (or `-T`).
+    Binary(PathBuf, Depth),
     /// `config-test` through the given socket or URL.
     ConfigTest(String),
 }
@@ -101,14 +264,16 @@ impl Validator {
         }
     }
 
-    /// Checks `file` as Kea would load it.
+    /// Checks `file` as Kea would load it, at `depth` when the validator
+    /// binary is there (config-test, the fallback, has one depth).
     pub async fn validate(
         &self,
         file: &Path,
         fallback: Option<&ControlChannel>,
+        depth: Depth,
     ) -> Result<Validation, ValidateError> {
         if let Some(binary) = self.binary() {
-            return self.run_binary(&binary, file).await;
+            return self.run_binary(&binary, file, depth).await;
         }
         let channel = fallback.ok_or_else(|| ValidateError::NoValidator {
             binary: self.binary_name(),
@@ -124,11 +289,16 @@ impl Validator {
         }
     }
 
-    async fn run_binary(&self, binary: &Path, file: &Path) -> Result<Validation, ValidateError> {
+    async fn run_binary(
+        &self,
+        binary: &Path,
+        file: &Path,
+        depth: Depth,
+    ) -> Result<Validation, ValidateError> {
         // Absolute, because the validator runs in the include base.
         let file_arg = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
         let child = tokio::process::Command::new(binary)
-            .arg("-t")
+            .arg(depth.flag())
             .arg(&file_arg)
             .current_dir(&self.include_base)
             .stdin(Stdio::null())
@@ -160,7 +330,7 @@ impl Validator {
         };
         Ok(Validation {
             verdict,
-            method: Method::Binary(binary.to_path_buf()),
+            method: Method::Binary(binary.to_path_buf(), depth),
         })
     }
 
@@ -288,6 +458,70 @@ mod tests {
         for (stderr, stdout, expected) in cases {
             assert_eq!(kea_error_text(stderr, stdout), expected);
         }
+    }
+
+    #[test]
+    fn depth_table() {
+        let safe = LoadFacts {
+            memfile_lease_file: false,
+            hooks: vec!["libdhcp_ha.so".into(), "libdhcp_lease_cmds.so".into()],
+        };
+        let lease_file = LoadFacts {
+            memfile_lease_file: true,
+            ..LoadFacts::default()
+        };
+        let script = LoadFacts {
+            hooks: vec!["libdhcp_run_script.so".into()],
+            ..LoadFacts::default()
+        };
+        use Thoroughness::{Auto, Basic, Full};
+        let cases = [
+            (Auto, Some("3.0.4"), &safe, Depth::Load, false),
+            (Auto, Some("2.4.1"), &safe, Depth::Load, false),
+            (Auto, Some("2.2.0"), &safe, Depth::Parse, true),
+            (Auto, None, &safe, Depth::Parse, true),
+            (Auto, Some("3.0.4"), &lease_file, Depth::Parse, true),
+            (Auto, Some("3.0.4"), &script, Depth::Parse, true),
+            (Basic, Some("3.0.4"), &safe, Depth::Parse, false),
+            (Full, Some("3.0.4"), &script, Depth::Load, false),
+            (Full, Some("2.2.0"), &safe, Depth::Parse, true),
+        ];
+        for (thoroughness, version, facts, depth, said_why) in cases {
+            let (got, why) = choose_depth(thoroughness, version, facts);
+            assert_eq!(
+                (got, why.is_some()),
+                (depth, said_why),
+                "{thoroughness:?} {version:?} {facts:?}: {why:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn load_facts_read_the_lease_database_and_hooks() {
+        let facts = |json: &str| LoadFacts::of(json, Service::Dhcp4);
+        assert!(
+            facts(r#"{"Dhcp4": {}}"#).memfile_lease_file,
+            "memfile persists by default"
+        );
+        assert!(
+            !facts(r#"{"Dhcp4": {"lease-database": {"type": "memfile", "persist": false}}}"#)
+                .memfile_lease_file
+        );
+        let pg = facts(
+            r#"{"Dhcp4": {"lease-database": {"type": "postgresql"},
+                "hooks-libraries": [{"library": "/usr/lib/kea/hooks/libdhcp_pgsql.so"}]}}"#,
+        );
+        assert_eq!(
+            pg,
+            LoadFacts {
+                memfile_lease_file: false,
+                hooks: vec!["libdhcp_pgsql.so".into()]
+            }
+        );
+        assert!(
+            !LoadFacts::of(r#"{"DhcpDdns": {}}"#, Service::D2).memfile_lease_file,
+            "D2 has no lease database"
+        );
     }
 
     #[test]

@@ -258,6 +258,36 @@ async fn drift_config_is_a_version_marked_drift(backend: Backend) {
     assert_eq!((summary.version, summary.drift_open), (Some(3), false));
 }
 
+/// A rejected edit's rollback and Kea's serving are kept with the event; events
+/// that do not say (older agents, validation rejects) keep neither.
+async fn rollback_and_serving_are_kept_with_the_event(backend: Backend) {
+    let db = TestDb::new(backend);
+    let central = db.central(None, MAX_BODY).await;
+    post(&central, &event(1, "kea1", "applied", 1, Some(config_a())))
+        .await
+        .expect("should succeed");
+    let mut rolled_back = event(2, "kea1", "rejected", 2, None);
+    rolled_back["rolled_back"] = serde_json::json!(true);
+    rolled_back["serving"] = serde_json::json!(false);
+    post(&central, &rolled_back).await.expect("should succeed");
+    let events = central
+        .store
+        .events("kea1", "dhcp4", 2)
+        .await
+        .expect("should succeed");
+    let said: Vec<(&str, Option<bool>, Option<bool>)> = events
+        .iter()
+        .map(|e| (e.kind.as_str(), e.rolled_back, e.serving))
+        .collect();
+    assert_eq!(
+        said,
+        [
+            ("rejected", Some(true), Some(false)),
+            ("applied", None, None)
+        ]
+    );
+}
+
 /// Reopening runs no migration twice and keeps the data.
 async fn migrations_are_versioned(backend: Backend) {
     let db = TestDb::new(backend);
@@ -330,6 +360,7 @@ macro_rules! on_both_backends {
 on_both_backends!(
     versions_dedup_and_flags,
     drift_config_is_a_version_marked_drift,
+    rollback_and_serving_are_kept_with_the_event,
     migrations_are_versioned,
     concurrent_ingest
 );

@@ -5,7 +5,7 @@ mod common;
 
 use common::{KeaServer, runtime};
 use kea_sync_agent::kea::{ControlChannel, Service, UnixControl};
-use kea_sync_agent::validate::{Method, ValidateError, Validator, Verdict};
+use kea_sync_agent::validate::{Depth, Method, ValidateError, Validator, Verdict};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -62,7 +62,7 @@ fn check_all(
     let rt = runtime();
     for (name, file, error) in cases(dir) {
         let validation = rt
-            .block_on(validator.validate(&file, channel))
+            .block_on(validator.validate(&file, channel, Depth::Parse))
             .expect("a verdict");
         assert!(
             expect_method(&validation.method),
@@ -94,13 +94,13 @@ fn kea_binary_gives_keas_verdict_from_the_include_base() {
     let validator = validator_for(dir.path(), None);
     assert!(validator.binary().is_some());
     check_all(&validator, dir.path(), None, |m| {
-        matches!(m, Method::Binary(_))
+        matches!(m, Method::Binary(_, Depth::Parse))
     });
     // Run from elsewhere, the relative include is not found: Kea's behaviour.
     let elsewhere = validator_for(Path::new("/"), None);
     let valid = dir.path().join("valid.conf");
     let validation = runtime()
-        .block_on(elsewhere.validate(&valid, None))
+        .block_on(elsewhere.validate(&valid, None, Depth::Parse))
         .expect("a verdict");
     assert!(
         matches!(validation.verdict, Verdict::Invalid(ref t) if t.contains("lifetime.inc")),
@@ -134,7 +134,7 @@ fn no_binary_and_no_channel_is_a_clear_error() {
         Some(PathBuf::from("/nonexistent/kea-dhcp4")),
     );
     let error = runtime()
-        .block_on(validator.validate(Path::new("/etc/kea/kea-dhcp4.conf"), None))
+        .block_on(validator.validate(Path::new("/etc/kea/kea-dhcp4.conf"), None, Depth::Parse))
         .expect_err("nothing to validate with");
     assert!(matches!(error, ValidateError::NoValidator { .. }));
     assert!(

@@ -10,7 +10,7 @@ use crate::event::wire::Identity;
 use crate::event::{Outcome, SyncEvent};
 use crate::kea::Service;
 use crate::upstream::OutboxHandle;
-use crate::validate::{Validator, Verdict};
+use crate::validate::{Depth, LoadFacts, Validator, Verdict, choose_depth};
 use std::time::SystemTime;
 
 /// How long `apply` waits for a file that does not parse yet to settle.
@@ -109,6 +109,8 @@ fn unreachable_event(service: &ServiceConfig, text: String) -> SyncEvent {
         text,
         detected_at: now,
         finished_at: now,
+        rolled_back: None,
+        serving: None,
         config: None,
     }
 }
@@ -168,16 +170,20 @@ async fn check_service(service: &ServiceConfig, findings: &mut Vec<Finding>) {
     let name = service.service;
     let include_base = service.resolve_include_base();
     let file = &service.config_file;
+    let mut facts = LoadFacts::default();
     match dialect::expand_file(file, &include_base, Style::Compact) {
-        Ok(expanded) => findings.push(finding(
-            true,
-            format!("{name} config {}", file.display()),
-            format!(
-                "reads as Kea would ({} file(s), include base {})",
-                expanded.files.len(),
-                include_base.display()
-            ),
-        )),
+        Ok(expanded) => {
+            facts = LoadFacts::of(&expanded.json, name);
+            findings.push(finding(
+                true,
+                format!("{name} config {}", file.display()),
+                format!(
+                    "reads as Kea would ({} file(s), include base {})",
+                    expanded.files.len(),
+                    include_base.display()
+                ),
+            ));
+        }
         Err(error) => findings.push(finding(
             false,
             format!("{name} config {}", file.display()),
@@ -195,13 +201,18 @@ async fn check_service(service: &ServiceConfig, findings: &mut Vec<Finding>) {
             None
         }
     };
+    let mut kea_version = None;
     if let Some(channel) = &channel {
         let subject = format!("{name} control channel {}", channel.endpoint());
         match channel.version_get().await {
-            Ok(version) => findings.push(finding(true, subject, format!("Kea {version} answers"))),
+            Ok(version) => {
+                findings.push(finding(true, subject, format!("Kea {version} answers")));
+                kea_version = Some(version);
+            }
             Err(error) => findings.push(finding(false, subject, error.to_string())),
         }
     }
+    let (depth, why) = choose_depth(service.validation, kea_version.as_deref(), &facts);
     let validator = Validator::new(
         name,
         service.validator.clone(),
@@ -209,11 +220,17 @@ async fn check_service(service: &ServiceConfig, findings: &mut Vec<Finding>) {
         service.timeout,
     );
     let how = match validator.binary() {
-        Some(binary) => format!("{} -t", binary.display()),
+        Some(binary) => {
+            let flag = if depth == Depth::Load { "-T" } else { "-t" };
+            let why = why
+                .map(|why| format!("; not -T: {why}"))
+                .unwrap_or_default();
+            format!("{} {flag}{why}", binary.display())
+        }
         None => "config-test (validator binary not found)".to_string(),
     };
     let subject = format!("{name} validation ({how})");
-    match validator.validate(file, channel.as_ref()).await {
+    match validator.validate(file, channel.as_ref(), depth).await {
         Ok(validation) => match validation.verdict {
             Verdict::Valid => findings.push(finding(true, subject, "Kea accepts the file")),
             Verdict::Invalid(text) => findings.push(finding(

@@ -23,6 +23,7 @@ pub use error::{ConfigError, ConfigLocation};
 
 use crate::kea::{HttpOptions, Service};
 use crate::upstream::{HookConfig, OutboxLimits, UpstreamConfig};
+use crate::validate::Thoroughness;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -126,8 +127,25 @@ pub struct ServiceConfig {
     pub include_base: Option<PathBuf>,
     /// Bounds one exchange with Kea.
     pub timeout: Duration,
+    /// How thoroughly a file is checked before a reload (`validation`).
+    pub validation: Thoroughness,
+    /// What to do with changes Kea holds that are in no file (`runtime_changes`).
+    pub runtime_changes: RuntimeChanges,
     /// The agent config this service was read from, for advice in messages.
     pub agent_config: ConfigSource,
+}
+
+/// What an edit does to changes made through Kea's API (config-set,
+/// subnet_cmds, host_cmds) that were never config-written: a reload drops
+/// them. Either way they go upstream first, as a `drift` carrying them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuntimeChanges {
+    /// Reload the file anyway (the central keeps the runtime config).
+    #[default]
+    Reload,
+    /// Refuse the edit until someone config-writes Kea's config.
+    Keep,
 }
 
 /// HTTP(S) control options of a `[[service]]` table.
@@ -155,6 +173,8 @@ impl ServiceConfig {
             validator: None,
             include_base: None,
             timeout: DEFAULT_TIMEOUT,
+            validation: Thoroughness::default(),
+            runtime_changes: RuntimeChanges::default(),
             agent_config: ConfigSource::Discovered,
         }
     }

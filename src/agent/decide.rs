@@ -3,7 +3,10 @@
 
 use super::state::ServiceState;
 use crate::kea::Service;
+use crate::kea::sockets::Bound;
 use crate::upstream::UpstreamView;
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
 /// What reading the config files gave.
@@ -135,6 +138,56 @@ pub fn upstream_lacks(
         }
         None => !pushed,
     }
+}
+
+/// Whether Kea serves DHCP after a reload (or a rollback), as far as the
+/// agent can see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Serving {
+    Yes,
+    /// Not serving, and why.
+    No(String),
+    /// The sockets are not visible from here: judged by the rest (Kea
+    /// answered, its reload counter restarted), never read as "not serving".
+    CannotTell(String),
+}
+
+/// Judges Kea's DHCP sockets after a reload. A config that lists no
+/// interface binds none and is judged by the rest. Otherwise Kea must bind
+/// at least one DHCP socket, and, when the interface list is the one Kea ran
+/// before (`interfaces_before`), every socket it had bound before. Pure.
+pub fn serving(
+    before: &Bound,
+    after: &Bound,
+    interfaces_before: Option<&[String]>,
+    interfaces_after: &[String],
+) -> Serving {
+    if interfaces_after.is_empty() {
+        return Serving::Yes;
+    }
+    let now = match after {
+        Bound::CannotTell(why) => return Serving::CannotTell(why.clone()),
+        Bound::Sockets(now) => now,
+    };
+    if now.is_empty() {
+        return Serving::No(format!(
+            "Kea binds no DHCP socket although the config lists interfaces {}",
+            interfaces_after.join(", ")
+        ));
+    }
+    if let (Some(old), Bound::Sockets(had)) = (interfaces_before, before)
+        && old == interfaces_after
+    {
+        let lost: BTreeSet<&SocketAddr> = had.difference(now).collect();
+        if !lost.is_empty() {
+            let lost: Vec<String> = lost.iter().map(|a| a.to_string()).collect();
+            return Serving::No(format!(
+                "the DHCP sockets on {} are no longer bound",
+                lost.join(", ")
+            ));
+        }
+    }
+    Serving::Yes
 }
 
 /// Delay before retry number `attempt` (1-based) to reach Kea: doubling from
@@ -412,6 +465,99 @@ mod tests {
                 want,
                 "{name}"
             );
+        }
+    }
+
+    #[test]
+    fn serving_table() {
+        let sockets = |list: &[&str]| {
+            Bound::Sockets(list.iter().map(|a| a.parse().expect("address")).collect())
+        };
+        let lo = vec!["lo".to_string()];
+        let two = vec!["lo".to_string(), "eth1".to_string()];
+        let hidden = Bound::CannotTell("hidden".into());
+        let a = "127.0.0.1:67";
+        let b = "192.0.2.1:67";
+        let yes = |s: &Serving| *s == Serving::Yes;
+        let no = |s: &Serving| matches!(s, Serving::No(_));
+        let unknown = |s: &Serving| matches!(s, Serving::CannotTell(_));
+        type Case<'a> = (
+            &'a str,
+            Bound,
+            Bound,
+            Option<&'a [String]>,
+            &'a [String],
+            fn(&Serving) -> bool,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                "all back",
+                sockets(&[a, b]),
+                sockets(&[a, b]),
+                Some(&two),
+                &two,
+                yes,
+            ),
+            (
+                "one lost, same interfaces",
+                sockets(&[a, b]),
+                sockets(&[a]),
+                Some(&two),
+                &two,
+                no,
+            ),
+            (
+                "one dropped with its interface",
+                sockets(&[a, b]),
+                sockets(&[a]),
+                Some(&two),
+                &lo,
+                yes,
+            ),
+            (
+                "none bound (a failed reload)",
+                sockets(&[a]),
+                sockets(&[]),
+                Some(&lo),
+                &lo,
+                no,
+            ),
+            (
+                "none bound, interfaces changed",
+                sockets(&[a]),
+                sockets(&[]),
+                Some(&two),
+                &lo,
+                no,
+            ),
+            (
+                "binds no interface: judged by the rest",
+                sockets(&[a]),
+                sockets(&[]),
+                Some(&lo),
+                &[],
+                yes,
+            ),
+            (
+                "hidden: cannot tell",
+                sockets(&[a]),
+                hidden.clone(),
+                Some(&lo),
+                &lo,
+                unknown,
+            ),
+            (
+                "before unknown, after bound",
+                hidden,
+                sockets(&[a]),
+                None,
+                &lo,
+                yes,
+            ),
+        ];
+        for (name, before, after, old, new, want) in cases {
+            let got = serving(&before, &after, old, new);
+            assert!(want(&got), "{name}: {got:?}");
         }
     }
 

@@ -3,8 +3,10 @@
 //! file names the holder (pid, command) so a refusal can say who. Two
 //! writers of one outbox would each count sequences on their own.
 
+use crate::durable;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{ErrorKind, Read, Seek, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// The lock file's name inside the state dir.
@@ -67,12 +69,13 @@ impl StateDirLock {
             source,
         };
         let path = dir.join(LOCK_FILE);
-        let opened = std::fs::create_dir_all(dir).and_then(|()| {
+        let opened = durable::create_dir(dir).and_then(|()| {
             OpenOptions::new()
                 .read(true)
                 .write(true)
                 .create(true)
                 .truncate(false)
+                .mode(durable::FILE_MODE)
                 .open(&path)
         });
         let (mut file, writable) = match opened {

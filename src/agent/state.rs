@@ -2,10 +2,11 @@
 //! restarted agent neither reloads nor reports the same content twice. The
 //! state changes in one place: [`ServiceState::after`], a pure transition.
 
+use crate::durable;
 use crate::event::Outcome;
 use crate::kea::Service;
 use serde::{Deserialize, Serialize};
-use std::io::Write;
+use serde_json::value::RawValue;
 use std::path::{Path, PathBuf};
 
 /// The last decision's results for one service.
@@ -20,6 +21,12 @@ pub struct ServiceState {
     /// Hash of the last config queued upstream (applied, snapshot, drift).
     #[serde(default)]
     pub pushed_hash: Option<String>,
+    /// Kea's hash of the config kept as the last good one (the rollback).
+    #[serde(default)]
+    pub last_good_hash: Option<String>,
+    /// The interfaces that config binds DHCP sockets on.
+    #[serde(default)]
+    pub last_good_interfaces: Option<Vec<String>>,
 }
 
 /// Something a check established, as the state records it.
@@ -39,6 +46,12 @@ pub enum Fact<'a> {
     /// A config event with Kea hash `hash` is durable in the outbox (only
     /// then: an event that could not be written does not count).
     ConfigQueued { hash: &'a str },
+    /// Kea's config with hash `hash`, binding `interfaces`, is durable as
+    /// the last good one.
+    LastGoodKept {
+        hash: &'a str,
+        interfaces: &'a [String],
+    },
 }
 
 impl ServiceState {
@@ -72,6 +85,10 @@ impl ServiceState {
             }
             Fact::Seen { live_hash } => next.config_hash = Some(live_hash.to_string()),
             Fact::ConfigQueued { hash } => next.pushed_hash = Some(hash.to_string()),
+            Fact::LastGoodKept { hash, interfaces } => {
+                next.last_good_hash = Some(hash.to_string());
+                next.last_good_interfaces = Some(interfaces.to_vec());
+            }
         }
         next
     }
@@ -80,6 +97,12 @@ impl ServiceState {
 /// Why the state could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
+    #[error("cannot read agent state {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error(
         "cannot write agent state {path}: {source} (the state dir must be writable by the agent's user)"
     )]
@@ -108,6 +131,34 @@ impl StateStore {
         self.dir.join(format!("{}.state.json", service.name()))
     }
 
+    /// Where the last good in-memory config of `service` is kept.
+    pub fn last_good_path(&self, service: Service) -> PathBuf {
+        self.dir.join(format!("{}.last-good.json", service.name()))
+    }
+
+    /// Keeps `config` (config-get's arguments without `hash`) as the last
+    /// good one, readable by the agent's user alone: it holds Kea's
+    /// database passwords.
+    pub fn keep_last_good(&self, service: Service, config: &RawValue) -> Result<(), StateError> {
+        let path = self.last_good_path(service);
+        durable::create_dir(&self.dir)
+            .and_then(|()| durable::write(&path, durable::SECRET_MODE, config.get().as_bytes()))
+            .map_err(|source| StateError::Write { path, source })
+    }
+
+    /// The last good config kept, when there is one.
+    pub fn last_good(&self, service: Service) -> Result<Box<RawValue>, StateError> {
+        let path = self.last_good_path(service);
+        let text = std::fs::read_to_string(&path).map_err(|source| StateError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        RawValue::from_string(text).map_err(|error| StateError::Read {
+            path,
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, error),
+        })
+    }
+
     /// The saved state, or the empty state when there is none or it is
     /// unreadable (logged: starting from scratch is safe, only less quiet).
     pub fn load(&self, service: Service) -> ServiceState {
@@ -133,16 +184,9 @@ impl StateStore {
             path: path.clone(),
             source,
         };
-        std::fs::create_dir_all(&self.dir).map_err(error)?;
-        let temp = self.dir.join(format!(".{}.state.json.tmp", service.name()));
+        durable::create_dir(&self.dir).map_err(error)?;
         let bytes = serde_json::to_vec_pretty(state).unwrap_or_default();
-        let mut file = std::fs::File::create(&temp).map_err(error)?;
-        file.write_all(&bytes).map_err(error)?;
-        file.sync_all().map_err(error)?;
-        std::fs::rename(&temp, &path).map_err(error)?;
-        std::fs::File::open(&self.dir)
-            .and_then(|dir| dir.sync_all())
-            .map_err(error)
+        durable::write(&path, durable::FILE_MODE, &bytes).map_err(error)
     }
 }
 
@@ -160,6 +204,8 @@ mod tests {
             rejected_sha256: None,
             config_hash: Some("CD".into()),
             pushed_hash: None,
+            last_good_hash: None,
+            last_good_interfaces: None,
         };
         store.save(Service::Dhcp4, &state).expect("save");
         assert_eq!(store.load(Service::Dhcp4), state);
@@ -173,12 +219,16 @@ mod tests {
             rejected_sha256: Some("bad".into()),
             config_hash: Some("H0".into()),
             pushed_hash: Some("H0".into()),
+            last_good_hash: None,
+            last_good_interfaces: None,
         };
         let with = |applied: &str, rejected: Option<&str>, hash: &str, pushed: &str| ServiceState {
             applied_sha256: Some(applied.into()),
             rejected_sha256: rejected.map(str::to_string),
             config_hash: Some(hash.into()),
             pushed_hash: Some(pushed.into()),
+            last_good_hash: None,
+            last_good_interfaces: None,
         };
         let checked = |outcome, refused_for_good, live_hash| Fact::Checked {
             outcome,
@@ -237,6 +287,18 @@ mod tests {
                 Fact::ConfigQueued { hash: "H5" },
                 with("old", Some("bad"), "H0", "H5"),
             ),
+            (
+                "kept: the rollback's config",
+                Fact::LastGoodKept {
+                    hash: "H6",
+                    interfaces: &["lo".to_string()],
+                },
+                ServiceState {
+                    last_good_hash: Some("H6".into()),
+                    last_good_interfaces: Some(vec!["lo".into()]),
+                    ..old.clone()
+                },
+            ),
         ];
         for (name, fact, want) in cases {
             assert_eq!(old.after(fact), want, "{name}");
@@ -249,6 +311,26 @@ mod tests {
             },
             "a hash not learnt is not invented"
         );
+    }
+
+    #[test]
+    fn the_last_good_config_is_kept_for_the_agent_alone() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = StateStore::new(&dir.path().join("state"));
+        assert!(store.last_good(Service::Dhcp4).is_err());
+        let config =
+            RawValue::from_string(r#"{"Dhcp4":{"valid-lifetime":7}}"#.into()).expect("raw");
+        store.keep_last_good(Service::Dhcp4, &config).expect("kept");
+        assert_eq!(
+            store.last_good(Service::Dhcp4).expect("read").get(),
+            config.get()
+        );
+        let mode = std::fs::metadata(store.last_good_path(Service::Dhcp4))
+            .expect("stat")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
     }
 
     #[test]

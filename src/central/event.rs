@@ -53,6 +53,10 @@ pub struct Event {
     pub detected_at: Timestamp,
     pub applied_at: Option<Timestamp>,
     pub queued_at: Timestamp,
+    /// A failed reload was undone: Kea runs the last good config.
+    pub rolled_back: Option<bool>,
+    /// Whether Kea served DHCP after the step, as the agent saw it.
+    pub serving: Option<bool>,
 }
 
 impl Event {
@@ -185,6 +189,8 @@ fn check<C>(wire: Wire<String, C>) -> Result<(Event, Option<C>), EventError> {
         detected_at: timestamp("detected_at", wire.detected_at)?,
         applied_at,
         queued_at: timestamp("queued_at", wire.queued_at)?,
+        rolled_back: wire.rolled_back,
+        serving: wire.serving,
     };
     Ok((event, config))
 }
@@ -399,6 +405,8 @@ mod tests {
                 text: format!("text of {kind}"),
                 detected_at: detected,
                 finished_at: finished,
+                rolled_back: (outcome == Outcome::Rejected).then_some(true),
+                serving: Some(true),
                 config: Some(RawValue::from_string(config.into()).expect("raw")),
             };
             let id = ulid::Ulid::new().to_string();
@@ -421,6 +429,8 @@ mod tests {
             assert_eq!(parsed.detected_at.millis, 1_738_324_800_123);
             assert_eq!(parsed.applied_at.map(|t| t.millis), Some(1_738_324_800_373));
             assert_eq!(parsed.queued_at.millis, 1_738_324_800_378);
+            assert_eq!(parsed.rolled_back, event.rolled_back, "{kind}: rolled_back");
+            assert_eq!(parsed.serving, Some(true), "{kind}: serving");
             let want_config: Option<Value> = kind
                 .carries_config()
                 .then(|| serde_json::from_str(config).expect("json"));

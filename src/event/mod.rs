@@ -126,6 +126,13 @@ pub struct SyncEvent {
     pub detected_at: SystemTime,
     #[serde(with = "rfc3339")]
     pub finished_at: SystemTime,
+    /// A failed reload was undone: Kea runs the last good config again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rolled_back: Option<bool>,
+    /// Whether Kea serves DHCP after the step, when the step touched Kea
+    /// and the agent could see (None: not checked, or cannot tell).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub serving: Option<bool>,
     /// Kea's in-memory config (config-get without `hash`) for applied,
     /// snapshot and drift: what goes upstream. Not printed. Kept in the
     /// buffer Kea's reply was read into (no copy of a large config).
@@ -145,10 +152,19 @@ impl SyncEvent {
             .duration_since(self.detected_at)
             .map(|d| d.as_millis())
             .unwrap_or(0);
+        if self.serving == Some(false) {
+            tracing::error!(
+                service = %self.service, outcome = ?self.outcome, file, file_sha256 = sha,
+                kea_version = version, config_hash = hash, took_ms = millis as u64,
+                rolled_back = self.rolled_back, serving = false, "{}", self.text
+            );
+            return;
+        }
         match self.outcome {
             Outcome::Rejected | Outcome::Unreachable => tracing::warn!(
                 service = %self.service, outcome = ?self.outcome, file, file_sha256 = sha,
-                kea_version = version, config_hash = hash, took_ms = millis as u64, "{}", self.text
+                kea_version = version, config_hash = hash, took_ms = millis as u64,
+                rolled_back = self.rolled_back, serving = self.serving, "{}", self.text
             ),
             _ => tracing::info!(
                 service = %self.service, outcome = ?self.outcome, file, file_sha256 = sha,
@@ -179,6 +195,8 @@ impl SyncEvent {
             text: self.text.clone(),
             detected_at: self.detected_at,
             finished_at: self.finished_at,
+            rolled_back: self.rolled_back,
+            serving: self.serving,
             config: None,
         }
     }
@@ -197,6 +215,8 @@ pub(crate) fn example(outcome: Outcome, config: Option<&str>) -> SyncEvent {
         text: "config-reload: configuration live".into(),
         detected_at: SystemTime::UNIX_EPOCH,
         finished_at: SystemTime::UNIX_EPOCH,
+        rolled_back: None,
+        serving: None,
         config: config.map(|c| RawValue::from_string(c.into()).expect("raw")),
     }
 }

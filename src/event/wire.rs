@@ -35,6 +35,14 @@ pub struct Wire<S, C> {
     /// The disagreeing hashes, on `drift` events.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub drift: Option<Drift<S>>,
+    /// On a `rejected` whose reload failed: whether the agent put the last
+    /// good config back (config-set).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rolled_back: Option<bool>,
+    /// Whether Kea serves DHCP after the step, when the step touched Kea
+    /// and the agent could see.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub serving: Option<bool>,
     pub detected_at: S,
     pub applied_at: Option<S>,
     pub queued_at: S,
@@ -129,6 +137,8 @@ pub fn encode_into(
             file_sha256: event.file_sha256.as_deref(),
             live_hash: event.config_hash.as_deref(),
         }),
+        rolled_back: event.rolled_back,
+        serving: event.serving,
         detected_at: &detected_at,
         applied_at: Some(&applied_at),
         queued_at: &queued_at,

@@ -57,6 +57,15 @@ impl ControlChannel {
         }
     }
 
+    /// The uid owning Kea's unix control socket (Kea made it), when there is one.
+    pub fn socket_owner(&self) -> Option<u32> {
+        use std::os::unix::fs::MetadataExt;
+        match self {
+            ControlChannel::Unix(unix) => std::fs::metadata(unix.path()).ok().map(|m| m.uid()),
+            ControlChannel::Http(_) => None,
+        }
+    }
+
     /// Sends any command and returns Kea's reply, whatever its result code.
     pub async fn send(&self, command: &Command) -> Result<Reply, KeaError> {
         let attempts = if command.is_read_only() {
@@ -162,6 +171,13 @@ impl ControlChannel {
     /// is returned whatever its result: a refusal is Kea's verdict, not an error.
     pub async fn config_test(&self, document: Box<RawValue>) -> Result<Reply, KeaError> {
         self.send(&Command::ConfigTest(document)).await
+    }
+
+    /// Makes Kea run `document` (`{"Dhcp4": {...}}`, config-get's arguments
+    /// without `hash`): how a failed reload is rolled back.
+    pub async fn config_set(&self, document: Box<RawValue>) -> Result<Reply, KeaError> {
+        self.send_expecting_success(&Command::ConfigSet(document))
+            .await
     }
 
     /// Makes Kea re-read its `-c` file.

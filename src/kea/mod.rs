@@ -6,6 +6,7 @@ mod channel;
 mod error;
 mod http;
 mod reply;
+pub mod sockets;
 mod unix;
 
 pub use channel::{ConfigHash, ControlChannel, InMemoryConfig, Status};
@@ -98,6 +99,8 @@ pub enum Command {
     ConfigHashGet,
     /// `config-test` with a whole `{"Dhcp4": {...}}` document.
     ConfigTest(Box<RawValue>),
+    /// `config-set` with a whole `{"Dhcp4": {...}}` document (a rollback).
+    ConfigSet(Box<RawValue>),
     ConfigReload,
     /// `config-write`, to the given file or (None) to the `-c` file.
     ConfigWrite(Option<String>),
@@ -118,6 +121,7 @@ impl Command {
             Command::ConfigGet => "config-get",
             Command::ConfigHashGet => "config-hash-get",
             Command::ConfigTest(_) => "config-test",
+            Command::ConfigSet(_) => "config-set",
             Command::ConfigReload => "config-reload",
             Command::ConfigWrite(_) => "config-write",
             Command::Raw { name, .. } => name,
@@ -135,6 +139,7 @@ impl Command {
             ("config-reload", None) => Command::ConfigReload,
             ("config-write", None) => Command::ConfigWrite(None),
             ("config-test", Some(args)) => Command::ConfigTest(args),
+            ("config-set", Some(args)) => Command::ConfigSet(args),
             (name, arguments) => Command::Raw {
                 name: name.to_string(),
                 arguments,
@@ -167,7 +172,7 @@ impl Command {
         }
         let write_args;
         let arguments = match self {
-            Command::ConfigTest(args) => Some(&**args),
+            Command::ConfigTest(args) | Command::ConfigSet(args) => Some(&**args),
             Command::Raw { arguments, .. } => arguments.as_deref(),
             Command::ConfigWrite(Some(file)) => {
                 write_args =

@@ -4,13 +4,13 @@
 //! and sequence, so a restarted agent resumes in order.
 
 use super::config::OutboxLimits;
+use crate::durable;
 use crate::event::wire::{self, Identity};
 use crate::event::{Kind, SyncEvent};
 use crate::kea::Service;
 use indexmap::IndexMap;
 use serde_json::value::RawValue;
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -270,7 +270,7 @@ impl Outbox {
         let dir = state_dir.join("outbox");
         let dead = state_dir.join("dead");
         for d in [&dir, &dead] {
-            std::fs::create_dir_all(d).map_err(|source| OutboxError::Io {
+            durable::create_dir(d).map_err(|source| OutboxError::Io {
                 path: d.clone(),
                 source,
             })?;
@@ -499,59 +499,30 @@ pub fn config_hash_in(path: &Path) -> Option<String> {
     serde_json::from_reader::<_, Hash>(reader).ok()?.config_hash
 }
 
-/// Temp file, fsync, rename over, fsync of the directory.
+/// Writes an outbox file durably, owner/group-only.
 fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), OutboxError> {
-    write_durably_with(path, |file| file.write_all(bytes)).map(|_| ())
+    durable::write(path, durable::FILE_MODE, bytes).map_err(|source| OutboxError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
-/// Writes a file through `write` (temp file, fsync, rename, directory
-/// fsync): a crash leaves the old file or the new one, never half of it.
-/// Returns the file's size.
+/// Like [`write_durably`], streamed through `write`; returns the file's size.
 fn write_durably_with(
     path: &Path,
     write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
 ) -> Result<u64, OutboxError> {
-    let io = |source| OutboxError::Io {
+    durable::write_with(path, durable::FILE_MODE, write).map_err(|source| OutboxError::Io {
         path: path.to_path_buf(),
         source,
-    };
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let temp = dir.join(format!(
-        ".{}.tmp",
-        path.file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default()
-    ));
-    let mut file =
-        std::io::BufWriter::with_capacity(1 << 16, std::fs::File::create(&temp).map_err(io)?);
-    let written = write(&mut file).and_then(|()| {
-        let file = file.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
-        file.metadata().map(|m| m.len())
-    });
-    let size = match written {
-        Ok(size) => size,
-        Err(source) => {
-            // Disk full or the like: leave no temp file behind.
-            let _ = std::fs::remove_file(&temp);
-            return Err(io(source));
-        }
-    };
-    if let Err(source) = std::fs::rename(&temp, path) {
-        let _ = std::fs::remove_file(&temp);
-        return Err(io(source));
-    }
-    sync_dir(dir)?;
-    Ok(size)
+    })
 }
 
 fn sync_dir(dir: &Path) -> Result<(), OutboxError> {
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|source| OutboxError::Io {
-            path: dir.to_path_buf(),
-            source,
-        })
+    durable::sync_dir(dir).map_err(|source| OutboxError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })
 }
 
 #[cfg(test)]

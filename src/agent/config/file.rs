@@ -3,11 +3,12 @@
 
 use super::{
     AgentConfig, AgentSettings, ConfigError, ConfigLocation, ConfigSource, DEFAULT_TIMEOUT,
-    HttpSettings, MAX_SETTLE, ServiceConfig,
+    HttpSettings, MAX_SETTLE, RuntimeChanges, ServiceConfig,
 };
 use crate::kea::Service;
 use crate::upstream::config::{DEFAULT_HOOK_TIMEOUT, DEFAULT_UPSTREAM_TIMEOUT, parse_size};
 use crate::upstream::{HookConfig, OutboxLimits, UpstreamConfig};
+use crate::validate::Thoroughness;
 use serde::Deserialize;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -83,6 +84,8 @@ struct ServiceTable {
     client_cert: Option<Spanned<PathBuf>>,
     client_key: Option<Spanned<PathBuf>>,
     timeout_s: Option<Spanned<u64>>,
+    validation: Option<Thoroughness>,
+    runtime_changes: Option<RuntimeChanges>,
 }
 
 /// Parses and validates agent config text read from `path`.
@@ -307,6 +310,8 @@ fn service_config(
         validator: table.validator,
         include_base: table.include_base,
         timeout,
+        validation: table.validation.unwrap_or_default(),
+        runtime_changes: table.runtime_changes.unwrap_or_default(),
         agent_config: source.clone(),
     })
 }

@@ -60,6 +60,8 @@ control_socket = "/run/kea/kea-ddns-ctrl-socket"
             validator: Some("/opt/kea/sbin/kea-dhcp4".into()),
             include_base: Some("/srv/kea".into()),
             timeout: Duration::from_secs(5),
+            validation: Thoroughness::Auto,
+            runtime_changes: RuntimeChanges::Reload,
             agent_config: source.clone(),
         },
         ServiceConfig {
@@ -69,6 +71,34 @@ control_socket = "/run/kea/kea-ddns-ctrl-socket"
         },
     ];
     assert_eq!(config.services, expected);
+}
+
+#[test]
+fn validation_and_runtime_changes_are_chosen_per_service() {
+    let config = parse(
+        "[[service]]\nname = \"dhcp4\"\nvalidation = \"full\"\nruntime_changes = \"keep\"\n\n\
+         [[service]]\nname = \"dhcp6\"\nvalidation = \"basic\"\n",
+    )
+    .expect("parses");
+    let chosen: Vec<(Thoroughness, RuntimeChanges)> = config
+        .services
+        .iter()
+        .map(|s| (s.validation, s.runtime_changes))
+        .collect();
+    assert_eq!(
+        chosen,
+        [
+            (Thoroughness::Full, RuntimeChanges::Keep),
+            (Thoroughness::Basic, RuntimeChanges::Reload)
+        ]
+    );
+    let error =
+        parse("[[service]]\nname = \"dhcp4\"\nvalidation = \"paranoid\"\n").expect_err("refused");
+    let text = error.to_string();
+    assert!(
+        text.contains(":3:") && text.contains("auto") && text.contains("full"),
+        "names the line and the choices: {text}"
+    );
 }
 
 #[test]

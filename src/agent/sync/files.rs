@@ -99,3 +99,27 @@ pub(super) fn newest_mtime(files: &[PathBuf]) -> SystemTime {
 fn mtime(path: &Path) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
+
+/// The interfaces a DHCP config binds sockets on (`interfaces-config`).
+/// Empty for D2, for none listed, or for a document that does not parse.
+pub(super) fn interfaces(json: &str, service: crate::kea::Service) -> Vec<String> {
+    #[derive(serde::Deserialize, Default)]
+    #[serde(default)]
+    struct Body {
+        #[serde(rename = "interfaces-config")]
+        interfaces_config: InterfacesConfig,
+    }
+    #[derive(serde::Deserialize, Default)]
+    #[serde(default)]
+    struct InterfacesConfig {
+        interfaces: Vec<String>,
+    }
+    let top: indexmap::IndexMap<String, &RawValue> = match serde_json::from_str(json) {
+        Ok(top) => top,
+        Err(_) => return Vec::new(),
+    };
+    top.get(service.config_key())
+        .and_then(|body| serde_json::from_str::<Body>(body.get()).ok())
+        .map(|body| body.interfaces_config.interfaces)
+        .unwrap_or_default()
+}

@@ -6,9 +6,12 @@
 //! 3. ask Kea: reachable, which process, new since?     [`ServiceSync::meet`]
 //! 4. a Kea that loaded these very files itself?        [`decide::kea_loaded_current_files`]
 //! 5. the in-memory config already this content?        [`ServiceSync::equals_in_memory`]
-//! 6. validate (`kea-dhcp4 -t`, started while settling) [`ServiceSync::validate`]
-//! 7. files still as validated (read 2), config-reload  [`ServiceSync::ask_kea`]
-//! 8. verify live: status-get, config-get               [`decide::reload_took_effect`]
+//! 6. validate (`kea-dhcp4 -t`/`-T`, started early)     [`ServiceSync::validate`]
+//! 7. files still as validated (read 2); keep what Kea  [`ServiceSync::reload`]
+//!    runs as the last good config (a drift first if it
+//!    holds runtime changes); config-reload
+//! 8. verify: Kea answers, reconfigured, serves DHCP on  [`decide::serving`]
+//!    its sockets; else roll back with config-set
 //! 9. record: state transition, log, queue upstream     [`ServiceSync::record`]
 //!
 //! When the files are unchanged, a full check (start-up, periodic, Kea back)
@@ -19,20 +22,23 @@
 
 mod files;
 mod held;
+mod reload;
 
-use super::config::ServiceConfig;
+use super::config::{RuntimeChanges, ServiceConfig};
 use super::decide::{self, FileRead, FirstStep};
 use super::state::{Fact, ServiceState, StateStore};
 use crate::digest::sha256_hex;
 use crate::event::{Outcome, SyncEvent};
 use crate::kea::{ConfigHash, ControlChannel, KeaError, Service, Status};
 use crate::upstream::OutboxHandle;
-use crate::validate::{ValidateError, Validation, Validator, Verdict};
+use crate::validate::{
+    Depth, LoadFacts, Thoroughness, ValidateError, Validation, Validator, Verdict, choose_depth,
+};
 use files::{Read, newest_mtime, process_start, read_config, service_digest, service_keys};
 use held::Held;
 use serde_json::value::RawValue;
 use std::path::PathBuf;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 /// What the caller should do after a check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,6 +105,12 @@ struct Found {
     refused_for_good: bool,
     /// In sync, and the upstream lacks Kea's config: send it as a snapshot.
     snapshot: bool,
+    /// A failed reload was undone (config-set of the last good config).
+    rolled_back: Option<bool>,
+    /// Whether Kea serves DHCP after the step (None: not checked, cannot tell).
+    serving: Option<bool>,
+    /// Kea ran changes in no file before the reload: sent first, as a drift.
+    runtime: Option<Live>,
 }
 
 impl Found {
@@ -109,6 +121,9 @@ impl Found {
             live: None,
             refused_for_good: false,
             snapshot: false,
+            rolled_back: None,
+            serving: None,
+            runtime: None,
         }
     }
 
@@ -147,6 +162,12 @@ pub struct ServiceSync {
     /// Every file of the config as last read (main file first).
     files: Vec<PathBuf>,
     mode: Mode,
+    /// `validation` of the service's table.
+    validation: Thoroughness,
+    /// `runtime_changes` of the service's table.
+    runtime_changes: RuntimeChanges,
+    /// Why `-T` is not used, as last said (said again only when it changes).
+    told_depth: Option<String>,
     /// Where upstream events are made durable before the state records
     /// them; None when it could not be opened (`apply` only).
     outbox: Option<OutboxHandle>,
@@ -166,6 +187,8 @@ pub struct ServiceSync {
 struct Speculation {
     /// The files it was started on; its verdict counts only for these.
     file: FileRead,
+    /// And only at this depth.
+    depth: Depth,
     task: tokio::task::JoinHandle<Result<Validation, ValidateError>>,
 }
 
@@ -204,6 +227,9 @@ impl ServiceSync {
             kea_version: None,
             files: vec![config.config_file.clone()],
             mode,
+            validation: config.validation,
+            runtime_changes: config.runtime_changes,
+            told_depth: None,
             outbox,
             held: Held::default(),
             speculation: None,
@@ -257,12 +283,14 @@ impl ServiceSync {
         {
             return; // No validation ahead, or likely none (Kea's own config-write).
         }
+        let depth = self.depth(expanded);
         let validator = self.validator.clone();
         let file = self.config_file.clone();
         tracing::debug!(service = %self.service, "validating while the change settles");
         self.speculation = Some(Speculation {
             file: read.file,
-            task: tokio::spawn(async move { validator.validate(&file, None).await }),
+            depth,
+            task: tokio::spawn(async move { validator.validate(&file, None, depth).await }),
         });
     }
 
@@ -346,7 +374,8 @@ impl ServiceSync {
             let text = "Kea's in-memory config already is this content";
             return Ok(self.in_sync(self.live().await?, text));
         }
-        match self.validate(read).await {
+        let depth = self.depth(expanded);
+        match self.validate(read, depth).await {
             Ok(validation) => {
                 if let Verdict::Invalid(text) = validation.verdict {
                     return Ok(Found::refused(text));
@@ -360,29 +389,7 @@ impl ServiceSync {
             tracing::info!(service = %self.service, "config changed during validation; checking again");
             return Ok(Look::Quiet(Next::RecheckAfterSettle));
         }
-        let started = Instant::now();
-        match self.channel.config_reload().await {
-            Ok(_) => {}
-            Err(KeaError::Refused { text, .. }) => {
-                return Ok(Found::refused(format!("config-reload failed: {text}")));
-            }
-            Err(error) => return Err(error),
-        }
-        let took = started.elapsed();
-        let after = self.channel.status_get().await?;
-        let live = self.live().await?;
-        if !decide::reload_took_effect(seconds(after.reload), took) {
-            let text = format!(
-                "config-reload answered success but status-get says the last reconfiguration was {} s ago",
-                seconds(after.reload).as_secs()
-            );
-            return Ok(Look::Found(
-                Found::new(Outcome::Rejected, text).with_live(live),
-            ));
-        }
-        Ok(Look::Found(
-            Found::new(Outcome::Applied, "config-reload: configuration live").with_live(live),
-        ))
+        self.reload(read, &status).await
     }
 
     /// The full check's look at Kea when the files are unchanged: a
@@ -428,7 +435,26 @@ impl ServiceSync {
             live,
             refused_for_good,
             snapshot,
+            rolled_back,
+            serving,
+            runtime,
         } = found;
+        let mut events = Vec::new();
+        if let Some(runtime) = runtime {
+            self.state = self.state.after(Fact::Checked {
+                outcome: Outcome::Drift,
+                file_sha256: read.file.sha256(),
+                refused_for_good: false,
+                live_hash: Some(&runtime.hash),
+            });
+            let text = format!(
+                "Kea ran changes made through its API that are in no file (live {}); sent before the edit's reload drops them",
+                runtime.hash
+            );
+            let mut drift = self.event(Outcome::Drift, read, text, detected_at);
+            drift.config = Some(runtime.config);
+            events.push(drift);
+        }
         let live_hash = live.as_ref().map(|l| l.hash.clone());
         self.state = self.state.after(Fact::Checked {
             outcome,
@@ -436,11 +462,16 @@ impl ServiceSync {
             refused_for_good,
             live_hash: live_hash.as_deref(),
         });
-        let mut events = vec![self.event(outcome, read, text, detected_at)];
+        let mut main = self.event(outcome, read, text, detected_at);
+        main.rolled_back = rolled_back;
+        main.serving = serving;
+        events.push(main);
         if let Some(live) = live {
             match outcome {
                 Outcome::Applied | Outcome::Snapshot | Outcome::Drift => {
-                    events[0].config = Some(live.config);
+                    if let Some(main) = events.last_mut() {
+                        main.config = Some(live.config);
+                    }
                 }
                 Outcome::InSync if snapshot => {
                     let mut event = self.event(
@@ -548,16 +579,36 @@ impl ServiceSync {
 
     /// The verdict on `read`: the one started while it settled when it was
     /// for these same files, else a fresh validation.
-    async fn validate(&mut self, read: &Read) -> Result<Validation, ValidateError> {
+    async fn validate(&mut self, read: &Read, depth: Depth) -> Result<Validation, ValidateError> {
         if let Some(mut speculation) = self.speculation.take()
             && speculation.file == read.file
+            && speculation.depth == depth
             && let Ok(verdict) = (&mut speculation.task).await
         {
             return verdict;
         }
         self.validator
-            .validate(&self.config_file, Some(&self.channel))
+            .validate(&self.config_file, Some(&self.channel), depth)
             .await
+    }
+
+    /// How deep to validate these files (`-t` or `-T`); why not `-T` is
+    /// logged once per reason.
+    fn depth(&mut self, expanded: &crate::dialect::Expanded) -> Depth {
+        let facts = LoadFacts::of(&expanded.json, self.service);
+        let (depth, why) = choose_depth(self.validation, self.kea_version.as_deref(), &facts);
+        if why != self.told_depth {
+            if let Some(why) = &why {
+                let level = if self.validation == Thoroughness::Full {
+                    "full"
+                } else {
+                    "auto"
+                };
+                tracing::info!(service = %self.service, "validation = \"{level}\": checking with -t, not -T: {why}");
+            }
+            self.told_depth = why;
+        }
+        depth
     }
 
     /// Whether the upstream lacks Kea's config with hash `hash`.
@@ -685,6 +736,8 @@ impl ServiceSync {
             text,
             detected_at,
             finished_at: SystemTime::now(),
+            rolled_back: None,
+            serving: None,
             config: None,
         }
     }

@@ -97,6 +97,8 @@ pub fn ingest_steps(incoming: Incoming) -> Vec<Step> {
             Param::Text(event.queued_at.text.clone()),
             Param::Int(event.detected_at.millis),
             Param::Int(received_ms),
+            Param::OptInt(event.rolled_back.map(i64::from)),
+            Param::OptInt(event.serving.map(i64::from)),
         ],
         must_insert: true,
     });
@@ -175,6 +177,8 @@ mod tests {
             detected_at: at.clone(),
             applied_at: None,
             queued_at: at,
+            rolled_back: None,
+            serving: None,
         }
     }
 

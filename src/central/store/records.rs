@@ -115,6 +115,12 @@ pub struct EventInfo {
     pub config_hash: Option<String>,
     /// The version this event made, if it carried a config.
     pub version: Option<i64>,
+    /// A rejected reload was rolled back: Kea runs the last good config.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rolled_back: Option<bool>,
+    /// Whether Kea served DHCP after the step, as the agent saw it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub serving: Option<bool>,
 }
 
 impl EventInfo {
@@ -129,6 +135,8 @@ impl EventInfo {
             received_ms: row.int(6)?,
             config_hash: row.opt_text(7)?,
             version: row.opt_int(8)?,
+            rolled_back: row.opt_int(9)?.map(|n| n != 0),
+            serving: row.opt_int(10)?.map(|n| n != 0),
         })
     }
 }

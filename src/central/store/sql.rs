@@ -3,7 +3,7 @@
 //! type whose name differs (BLOB / BYTEA).
 
 /// Versioned migrations, applied in order, each in its own transaction.
-pub const MIGRATIONS: &[(i64, &str)] = &[(1, MIGRATION_1)];
+pub const MIGRATIONS: &[(i64, &str)] = &[(1, MIGRATION_1), (2, MIGRATION_2)];
 
 /// Creates the version table; safe to run every start.
 pub const CREATE_SCHEMA_VERSION: &str = "CREATE TABLE IF NOT EXISTS schema_version (version BIGINT PRIMARY KEY, applied_ms BIGINT NOT NULL)";
@@ -81,6 +81,13 @@ CREATE TABLE versions (
 );
 ";
 
+/// A rejected edit's rollback and whether Kea served after the step
+/// (1/0, NULL when the agent did not say).
+const MIGRATION_2: &str = "
+ALTER TABLE events ADD COLUMN rolled_back BIGINT;
+ALTER TABLE events ADD COLUMN serving BIGINT;
+";
+
 /// Whether the event and the config body are already stored.
 pub const PRECHECK: &str = "SELECT (SELECT COUNT(*) FROM events WHERE id = $1), \
     (SELECT COUNT(*) FROM configs WHERE hash = $2)";
@@ -92,8 +99,10 @@ pub const INSERT_CONFIG: &str = "INSERT INTO configs (hash, json_bytes, body, fi
 /// The event itself; inserts nothing for a repeated id.
 pub const INSERT_EVENT: &str = "INSERT INTO events (id, server, service, kind, sequence, agent_host, \
     agent_machine_id, agent_version, kea_version, file_path, file_sha256, config_hash, content_hash, \
-    text, drift_file_sha256, drift_live_hash, detected_at, applied_at, queued_at, detected_ms, received_ms) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) \
+    text, drift_file_sha256, drift_live_hash, detected_at, applied_at, queued_at, detected_ms, received_ms, \
+    rolled_back, serving) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, \
+    $22, $23) \
     ON CONFLICT (id) DO NOTHING";
 
 /// The server's state after the event. The inserted values are the state after
@@ -156,7 +165,7 @@ pub const VERSION_BODY: &str = "SELECT v.number, v.event_id, v.kind, v.content_h
 
 /// A page of events, newest first.
 pub const EVENTS: &str = "SELECT e.id, e.kind, e.sequence, e.text, e.detected_ms, e.applied_at, \
-    e.received_ms, e.config_hash, v.number \
+    e.received_ms, e.config_hash, v.number, e.rolled_back, e.serving \
     FROM events e LEFT JOIN versions v ON v.event_id = e.id \
     WHERE e.server = $1 AND e.service = $2 ORDER BY e.received_ms DESC, e.id DESC LIMIT $3";
 

@@ -230,12 +230,26 @@ pub fn server(
             ago(now_ms, e.received_ms),
             e.sequence,
             e.version.map(|v| v.to_string()).unwrap_or_default(),
-            escape(&shorten(&e.text, 400)),
+            outcome_marks(e) + &escape(&shorten(&e.text, 400)),
             kind = escape(&e.kind),
         );
     }
     body.push_str("</table>");
     page(&format!("{name} / {service}"), &body)
+}
+
+/// What a person must see first about an event: a rolled-back rejection
+/// leaves Kea on the last good config; a Kea not serving DHCP is an outage.
+fn outcome_marks(event: &EventInfo) -> String {
+    let mut marks = String::new();
+    if event.rolled_back == Some(true) {
+        marks
+            .push_str("<span class=\"pill ok\">rolled back: Kea runs the last good config</span> ");
+    }
+    if event.serving == Some(false) {
+        marks.push_str("<span class=\"pill rejected\">Kea not serving DHCP</span> ");
+    }
+    marks
 }
 
 /// `/servers/{server}/{service}/diff?from=&to=`: the changes, grouped by category.
@@ -373,5 +387,27 @@ mod tests {
         assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
         assert!(html.contains("&lt;reloaded&gt;"));
         assert!(html.contains("/servers/%3Cscript%3Ealert%281%29%3C%2Fscript%3E/dhcp4"));
+    }
+
+    #[test]
+    fn a_rolled_back_rejection_says_what_kea_runs() {
+        let event = |rolled_back, serving| EventInfo {
+            id: "01J".into(),
+            kind: "rejected".into(),
+            sequence: 1,
+            text: "config-reload failed".into(),
+            detected_ms: 0,
+            applied_at: None,
+            received_ms: 0,
+            config_hash: None,
+            version: None,
+            rolled_back,
+            serving,
+        };
+        assert!(
+            outcome_marks(&event(Some(true), Some(true))).contains("Kea runs the last good config")
+        );
+        assert!(outcome_marks(&event(Some(false), Some(false))).contains("not serving"));
+        assert_eq!(outcome_marks(&event(None, None)), "");
     }
 }

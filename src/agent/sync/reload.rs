@@ -1,0 +1,316 @@
+//! Steps 7 and 8 and the way back. Before the reload: what Kea runs now is
+//! kept as the last good config (mode 0600, the rollback), and sent upstream
+//! first as a drift when it holds changes made through Kea's API; Kea's DHCP
+//! sockets are noted. After it: Kea must still answer, have reconfigured, and
+//! serve DHCP on those sockets. When the reload fails or Kea stops serving,
+//! config-set puts the last good config back and the edit is rejected.
+//! Never leave DHCP worse than it was.
+
+use super::files::{Read, interfaces};
+use super::{Found, Live, Look, ServiceSync, seconds};
+use crate::agent::config::RuntimeChanges;
+use crate::agent::decide::{self, Serving};
+use crate::agent::state::Fact;
+use crate::event::Outcome;
+use crate::kea::sockets::{Bound, dhcp_sockets};
+use crate::kea::{ConfigHash, KeaError, Status};
+use std::time::{Duration, Instant};
+
+/// How long Kea may take to bind its DHCP sockets again after a reload.
+const SOCKETS_PATIENCE: Duration = Duration::from_secs(1);
+const SOCKETS_POLL: Duration = Duration::from_millis(50);
+
+/// What was true just before the reload.
+struct Before {
+    /// Kea's process.
+    pid: Option<u32>,
+    /// Kea's DHCP sockets.
+    sockets: Bound,
+    /// A last good config is kept to roll back to.
+    rollback: bool,
+}
+
+/// How a reload Kea answered with success turned out.
+enum Verified {
+    /// Applied, or a reload that did not take: the finding to record.
+    Done(Found),
+    /// Kea stopped serving: roll back.
+    NotServing(String),
+    /// Kea no longer answers.
+    Gone(String),
+}
+
+impl ServiceSync {
+    /// Steps 7 and 8 for files validated and unchanged since: reload them,
+    /// and roll back when Kea fails to load them or stops serving.
+    pub(super) async fn reload(&mut self, read: &Read, status: &Status) -> Result<Look, KeaError> {
+        let (before, runtime) = self.before_reload(status).await?;
+        if runtime.is_some() && self.runtime_changes == RuntimeChanges::Keep {
+            let text = "Kea runs changes made through its API (config-set, subnet or host commands) \
+                that are in no file, and a reload would drop them: config-write Kea's config first \
+                (kea-sync-agent kea config-write ...), or set runtime_changes = \"reload\"; the \
+                runtime config went upstream as a drift";
+            return Ok(with_runtime(Found::refused(text), runtime));
+        }
+        let interfaces_after = read
+            .expanded
+            .as_ref()
+            .map(|expanded| interfaces(&expanded.json, self.service))
+            .unwrap_or_default();
+        let started = Instant::now();
+        let failure = match self.channel.config_reload().await {
+            Ok(_) => match self
+                .verify(&before, &interfaces_after, started.elapsed())
+                .await?
+            {
+                Verified::Done(found) => return Ok(with_runtime(Look::Found(found), runtime)),
+                Verified::NotServing(why) => {
+                    format!("config-reload answered success but Kea no longer serves DHCP: {why}")
+                }
+                Verified::Gone(why) => return Ok(with_runtime(exited(&why), runtime)),
+            },
+            Err(KeaError::Refused { text, .. }) => {
+                format!("config-reload failed: {}", text.trim_end())
+            }
+            Err(error) => {
+                // No answer: a hiccup (Kea is there: try again later) or Kea died on the file.
+                if self.channel.status_get().await.is_ok() {
+                    return Err(error);
+                }
+                return Ok(with_runtime(exited(&error.to_string()), runtime));
+            }
+        };
+        let found = if before.rollback {
+            self.roll_back(failure, &before).await
+        } else {
+            let serving = self.serving_now(&before, &interfaces_after).await;
+            Found {
+                rolled_back: Some(false),
+                serving: serving.known(),
+                ..refused_found(format!(
+                    "{failure}. No last good config was kept, so nothing was rolled back"
+                ))
+            }
+        };
+        Ok(with_runtime(Look::Found(found), runtime))
+    }
+
+    /// What Kea runs now: kept as the last good config when the agent has
+    /// not kept it yet, and returned when it differs from what the agent
+    /// last knew (runtime changes), so it goes upstream before the reload
+    /// drops it. Also Kea's DHCP sockets.
+    async fn before_reload(&mut self, status: &Status) -> Result<(Before, Option<Live>), KeaError> {
+        let (live_hash, mut live) = match self.channel.config_hash_get().await? {
+            ConfigHash::Hash(hash) => (hash, None),
+            ConfigHash::Unsupported => {
+                let live = self.live().await?;
+                (live.hash.clone(), Some(live))
+            }
+        };
+        let runtime_changed = self
+            .state
+            .config_hash
+            .as_ref()
+            .is_some_and(|known| *known != live_hash);
+        let kept = self.state.last_good_hash.as_deref() == Some(live_hash.as_str())
+            && self.store.last_good_path(self.service).is_file();
+        if (runtime_changed || !kept) && live.is_none() {
+            live = Some(self.live().await?);
+        }
+        let mut rollback = kept;
+        if let Some(live) = live.as_ref().filter(|_| !kept) {
+            match self.store.keep_last_good(self.service, &live.config) {
+                Ok(()) => {
+                    let bound = interfaces(live.config.get(), self.service);
+                    self.state = self.state.after(Fact::LastGoodKept {
+                        hash: &live.hash,
+                        interfaces: &bound,
+                    });
+                    rollback = true;
+                }
+                Err(error) => tracing::error!(service = %self.service,
+                    "{error}; a reload that fails cannot be rolled back"),
+            }
+        }
+        let sockets = match status.pid {
+            Some(pid) => dhcp_sockets(pid, self.service, self.channel.socket_owner()),
+            None => Bound::CannotTell("status-get gave no pid".into()),
+        };
+        let runtime = if runtime_changed { live } else { None };
+        if runtime.is_some() {
+            tracing::warn!(service = %self.service,
+                "Kea runs changes that are in no file (made through its API); sending them upstream before the reload");
+        }
+        Ok((
+            Before {
+                pid: status.pid,
+                sockets,
+                rollback,
+            },
+            runtime,
+        ))
+    }
+
+    /// Step 8 for a reload Kea answered with success.
+    async fn verify(
+        &mut self,
+        before: &Before,
+        interfaces_after: &[String],
+        took: Duration,
+    ) -> Result<Verified, KeaError> {
+        let after = match self.channel.status_get().await {
+            Ok(after) => after,
+            Err(error) => return Ok(Verified::Gone(error.to_string())),
+        };
+        if after.pid != before.pid {
+            tracing::warn!(service = %self.service, before = ?before.pid, after = ?after.pid,
+                "Kea is another process after the reload than before it (restarted meanwhile)");
+        }
+        if !decide::reload_took_effect(seconds(after.reload), took) {
+            let text = format!(
+                "config-reload answered success but status-get says the last reconfiguration was {} s ago",
+                seconds(after.reload).as_secs()
+            );
+            let live = self.live().await?;
+            return Ok(Verified::Done(
+                Found::new(Outcome::Rejected, text).with_live(live),
+            ));
+        }
+        let interfaces_before = self.state.last_good_interfaces.clone();
+        let serving = self
+            .wait_serving(
+                &before.sockets,
+                interfaces_before.as_deref(),
+                interfaces_after,
+                after.pid,
+            )
+            .await;
+        if let Serving::No(why) = serving {
+            return Ok(Verified::NotServing(why));
+        }
+        let live = self.live().await?;
+        Ok(Verified::Done(Found {
+            serving: serving.known(),
+            ..Found::new(Outcome::Applied, "config-reload: configuration live").with_live(live)
+        }))
+    }
+
+    /// config-set of the last good config, then the serving check again.
+    async fn roll_back(&mut self, failure: String, before: &Before) -> Found {
+        let config = match self.store.last_good(self.service) {
+            Ok(config) => config,
+            Err(error) => {
+                return Found {
+                    rolled_back: Some(false),
+                    serving: Some(false),
+                    ..refused_found(format!("{failure}. Rolling back failed: {error}"))
+                };
+            }
+        };
+        if let Err(error) = self.channel.config_set(config).await {
+            let serving = self
+                .serving_now(
+                    before,
+                    &self.state.last_good_interfaces.clone().unwrap_or_default(),
+                )
+                .await;
+            return Found {
+                rolled_back: Some(false),
+                serving: serving.known().or(Some(false)),
+                ..refused_found(format!(
+                    "{failure}. Rolling back to the last good config failed too ({error}): Kea may not serve DHCP until a good config is loaded"
+                ))
+            };
+        }
+        let interfaces = self.state.last_good_interfaces.clone().unwrap_or_default();
+        let serving = self.serving_now(before, &interfaces).await;
+        let text = format!(
+            "{failure}. Rolled back: Kea runs the last good config; the file is rejected until it changes"
+        );
+        let live = self.live().await.ok();
+        Found {
+            rolled_back: Some(true),
+            serving: serving.known(),
+            live,
+            ..refused_found(text)
+        }
+    }
+
+    /// Whether Kea serves now, waiting a moment for its sockets.
+    async fn serving_now(&self, before: &Before, interfaces: &[String]) -> Serving {
+        let pid = match self.channel.status_get().await {
+            Ok(status) => status.pid,
+            Err(error) => return Serving::No(format!("Kea does not answer: {error}")),
+        };
+        self.wait_serving(&before.sockets, Some(interfaces), interfaces, pid)
+            .await
+    }
+
+    /// Kea's DHCP sockets judged against those it had, polled for a moment:
+    /// Kea may bind them a little after its reply.
+    async fn wait_serving(
+        &self,
+        had: &Bound,
+        interfaces_before: Option<&[String]>,
+        interfaces_after: &[String],
+        pid: Option<u32>,
+    ) -> Serving {
+        let Some(pid) = pid else {
+            return Serving::CannotTell("status-get gave no pid".into());
+        };
+        let deadline = Instant::now() + SOCKETS_PATIENCE;
+        loop {
+            let now = dhcp_sockets(pid, self.service, self.channel.socket_owner());
+            let verdict = decide::serving(had, &now, interfaces_before, interfaces_after);
+            match verdict {
+                Serving::No(_) if Instant::now() < deadline => {
+                    tokio::time::sleep(SOCKETS_POLL).await;
+                }
+                Serving::CannotTell(ref why) => {
+                    tracing::warn!(service = %self.service,
+                        "cannot tell whether Kea serves DHCP ({why}); judging the reload by Kea's answers alone");
+                    return verdict;
+                }
+                verdict => return verdict,
+            }
+        }
+    }
+}
+
+impl Serving {
+    /// As an event's `serving`: None when it cannot be told.
+    fn known(&self) -> Option<bool> {
+        match self {
+            Serving::Yes => Some(true),
+            Serving::No(_) => Some(false),
+            Serving::CannotTell(_) => None,
+        }
+    }
+}
+
+/// A rejection for good (said once, not retried until the file changes).
+fn refused_found(text: String) -> Found {
+    Found {
+        refused_for_good: true,
+        ..Found::new(Outcome::Rejected, text)
+    }
+}
+
+/// Kea stopped answering during or right after the reload of this file.
+fn exited(why: &str) -> Look {
+    Look::Found(Found {
+        rolled_back: Some(false),
+        serving: Some(false),
+        ..refused_found(format!(
+            "Kea stopped answering while reloading this file ({why}): it serves no DHCP until it is restarted, and would fail the same way on this file"
+        ))
+    })
+}
+
+/// Puts Kea's runtime config, to go upstream first, on a finding.
+fn with_runtime(look: Look, runtime: Option<Live>) -> Look {
+    match look {
+        Look::Found(found) => Look::Found(Found { runtime, ..found }),
+        other => other,
+    }
+}
