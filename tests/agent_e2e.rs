@@ -5,7 +5,7 @@
 mod common;
 
 use common::agent::{Agent, AgentToml, TomlTable};
-use common::{KeaServer, SIGHUP, SIGTERM, backdate, tail};
+use common::{KeaServer, SIGHUP, SIGTERM, backdate, free_udp_port, tail, udp_port_bound_by};
 use kea_sync_agent::kea::Service;
 use serde_json::{Value, json};
 use std::fs;
@@ -514,26 +514,6 @@ fn lo_config(valid_lifetime: u32, pool: &str) -> String {
         r#"{ "interfaces": [ "lo" ], "dhcp-socket-type": "udp" }"#,
         &format!(r#"{}, "subnet4": {subnet}"#, lifetime_line(valid_lifetime)),
     )
-}
-
-/// Whether `ss` shows `pid` holding UDP port `port` on 127.0.0.1.
-fn udp_port_bound_by(port: u16, pid: u32) -> bool {
-    let out = Command::new("ss")
-        .arg("-ulpn")
-        .output()
-        .expect("run ss (iproute2)");
-    let local = format!("127.0.0.1:{port}");
-    let owner = format!("pid={pid},");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .any(|line| line.split_whitespace().any(|field| field == local) && line.contains(&owner))
-}
-
-fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .and_then(|socket| socket.local_addr())
-        .map(|addr| addr.port())
-        .expect("bind 127.0.0.1:0 (udp)")
 }
 
 #[test]

@@ -94,6 +94,8 @@ pub struct KeaServer {
     pub service: Service,
     /// Extra daemon arguments after `-c FILE`.
     args: Vec<String>,
+    /// The debootstrap root Kea runs in (chroot), None: the host's Kea.
+    root: Option<PathBuf>,
     daemon: Option<Daemon>,
     tmp: Option<TempDir>,
 }
@@ -161,15 +163,59 @@ impl KeaServer {
 
     /// Like [`KeaServer::start_with_file`], with extra daemon arguments after `-c FILE`
     /// (e.g. `-p PORT`, so a DHCP socket on lo needs no port 67); kept across restarts.
+    /// `@LOG@` is replaced with `log_path`.
     pub fn start_with_args(service: Service, config_text: &str, args: &[&str]) -> KeaServer {
-        let tmp = new_temp_dir(service.daemon_binary());
+        Self::start_in(None, service, config_text, args)
+    }
+
+    /// Like [`KeaServer::start_with_args`], with the Kea of a debootstrap `root`
+    /// (`chroot ROOT kea-dhcp4 ...`, see [`kea_root`]) when given. Kea 3.x takes its
+    /// unix socket only in /run/kea and its log only in /var/log/kea: there `@SOCKET@`
+    /// and `@LOG@` point (as the root sees them), `@DIR@` to the server's dir in the
+    /// root's /tmp. The fields hold the host's paths, for the tests and the agent.
+    pub fn start_in(
+        root: Option<&Path>,
+        service: Service,
+        config_text: &str,
+        args: &[&str],
+    ) -> KeaServer {
+        let tmp = match root {
+            Some(root) => new_temp_dir_in(&root.join("tmp"), service.daemon_binary()),
+            None => new_temp_dir(service.daemon_binary()),
+        };
         let dir = tmp.path().to_path_buf();
-        let socket_path = dir.join(socket_file(service));
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let (socket_path, log_path) = match root {
+            Some(root) => (
+                root.join(format!("run/kea/{name}.sock")),
+                root.join(format!("var/log/kea/{name}.log")),
+            ),
+            None => (dir.join(socket_file(service)), dir.join("kea.log")),
+        };
+        let seen = |path: &Path| in_root(root, path).to_string_lossy().into_owned();
         let text = config_text
-            .replace("@SOCKET@", &socket_path.to_string_lossy())
-            .replace("@DIR@", &dir.to_string_lossy());
-        let args = args.iter().map(|a| a.to_string()).collect();
-        Self::launch(service, tmp, &text, args)
+            .replace("@SOCKET@", &seen(&socket_path))
+            .replace("@DIR@", &seen(&dir))
+            .replace("@LOG@", &seen(&log_path));
+        let config_path = dir.join(format!("{}.conf", service.daemon_binary()));
+        fs::write(&config_path, text)
+            .unwrap_or_else(|e| panic!("write {}: {e}", config_path.display()));
+        let mut server = KeaServer {
+            socket_path,
+            log_path,
+            config_path,
+            dir,
+            service,
+            args: args.iter().map(|a| a.to_string()).collect(),
+            root: root.map(Path::to_path_buf),
+            daemon: None,
+            tmp: Some(tmp),
+        };
+        server.spawn_and_wait();
+        server
     }
 
     fn launch(service: Service, tmp: TempDir, config_text: &str, args: Vec<String>) -> KeaServer {
@@ -184,6 +230,7 @@ impl KeaServer {
             dir,
             service,
             args,
+            root: None,
             daemon: None,
             tmp: Some(tmp),
         };
@@ -191,11 +238,43 @@ impl KeaServer {
         server
     }
 
+    /// The command that starts this server's daemon.
+    fn daemon_command(&self) -> Command {
+        let binary = self.service.daemon_binary();
+        let mut command = match &self.root {
+            Some(root) => {
+                let dir = in_root(Some(root), &self.dir);
+                let mut command = Command::new("chroot");
+                command
+                    .arg(root)
+                    .arg("env")
+                    .arg(format!("KEA_PIDFILE_DIR={}", dir.display()))
+                    .arg(format!("KEA_LOCKFILE_DIR={}", dir.display()))
+                    .arg(binary)
+                    .arg("-c")
+                    .arg(in_root(Some(root), &self.config_path));
+                command
+            }
+            None => {
+                let mut command = Command::new(require_binary(binary));
+                command.arg("-c").arg(&self.config_path);
+                command
+            }
+        };
+        command.args(&self.args);
+        command
+    }
+
+    /// Kea's version (version-get's text).
+    pub fn version(&self) -> String {
+        let reply = self.command(r#"{"command":"version-get"}"#);
+        reply["text"].as_str().unwrap_or_default().to_string()
+    }
+
     fn spawn_and_wait(&mut self) {
         // A SIGKILLed daemon leaves its socket file behind; never let it fake readiness.
         let _ = fs::remove_file(&self.socket_path);
-        let mut command = Command::new(require_binary(self.service.daemon_binary()));
-        command.arg("-c").arg(&self.config_path).args(&self.args);
+        let command = self.daemon_command();
         // Store the daemon before waiting so it is killed if the wait panics.
         self.daemon = Some(Daemon::spawn(command, &self.dir));
         let timeout = start_timeout(&self.config_path);
@@ -300,6 +379,10 @@ impl KeaServer {
 impl Drop for KeaServer {
     fn drop(&mut self) {
         self.stop();
+        // A root's log lives in its /var/log/kea, outside the server's dir.
+        if self.root.is_some() && !std::env::var("KEA_TEST_KEEP").is_ok_and(|v| v == "1") {
+            let _ = fs::remove_file(&self.log_path);
+        }
         keep_if_asked(self.tmp.take());
     }
 }
@@ -579,6 +662,73 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         self.terminate();
     }
+}
+
+/// Whether `ss` shows `pid` holding UDP port `port` on 127.0.0.1.
+pub fn udp_port_bound_by(port: u16, pid: u32) -> bool {
+    let out = Command::new("ss")
+        .arg("-ulpn")
+        .output()
+        .expect("run ss (iproute2)");
+    let local = format!("127.0.0.1:{port}");
+    let owner = format!("pid={pid},");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .any(|line| line.split_whitespace().any(|field| field == local) && line.contains(&owner))
+}
+
+/// A UDP port free on 127.0.0.1 now (for Kea's `-p PORT`).
+pub fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|socket| socket.local_addr())
+        .map(|addr| addr.port())
+        .expect("bind 127.0.0.1:0 (udp)")
+}
+
+/// A validator for the agent that runs `kea-dhcp4 -t|-T FILE` inside `root`, written
+/// into `dir`: the agent sees the root's files by their host paths.
+pub fn root_validator(root: &Path, service: Service, dir: &Path) -> PathBuf {
+    let script = dir.join(format!("{}-in-root", service.daemon_binary()));
+    let root_text = root.display().to_string();
+    let text = format!(
+        "#!/bin/sh\n# {binary} $1 FILE, run inside {root_text}\nexec chroot '{root_text}' env \
+         KEA_LOCKFILE_DIR=/tmp KEA_PIDFILE_DIR=/tmp {binary} \"$1\" \"${{2#{root_text}}}\"\n",
+        binary = service.daemon_binary()
+    );
+    fs::write(&script, text).expect("write the validator script");
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).expect("chmod the script");
+    script
+}
+
+/// `path` (a host path below `root`) as the root sees it; itself without a root.
+pub fn in_root(root: Option<&Path>, path: &Path) -> PathBuf {
+    match root.and_then(|root| path.strip_prefix(root).ok()) {
+        Some(inside) => Path::new("/").join(inside),
+        None => path.to_path_buf(),
+    }
+}
+
+/// The debootstrap root with Debian sid's Kea 3.0 that scripts/kea-roots makes;
+/// panics (never skips) when it is missing.
+pub fn kea_root() -> PathBuf {
+    let cache = std::env::var_os("KEA_SYNC_AGENT_CI_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/cache/kea-sync-agent-ci"));
+    let root = cache.join("roots/sid-kea-v1");
+    assert!(
+        root.join("usr/sbin/kea-dhcp4").is_file(),
+        "no Kea 3.0 root at {}: run scripts/kea-roots sid (as root; debootstrap, about a minute)",
+        root.display()
+    );
+    root
+}
+
+/// A temp dir in `base` (the root's /tmp).
+fn new_temp_dir_in(base: &Path, prefix: &str) -> TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("{prefix}-"))
+        .tempdir_in(base)
+        .unwrap_or_else(|e| panic!("create temp dir in {}: {e}", base.display()))
 }
 
 /// Unix socket paths are limited to 108 bytes, so fall back to /tmp for long TMPDIRs.
