@@ -24,13 +24,16 @@ const POLL: Duration = Duration::from_millis(50);
 const HOOKS: &str = "/usr/lib/x86_64-linux-gnu/kea/hooks";
 
 /// What a test file holds, as the parts that differ.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 enum Variant {
     Good(u64),
     /// A PostgreSQL lease database on 127.0.0.1:1, where nobody listens.
     UnreachableLeaseDatabase,
     /// The HA hook with a `this-server-name` that is none of its peers.
     HaPeerTypo,
+    /// A hook library (`HOOK`) whose `load()` makes the daemon exit: `-t` checks only
+    /// its version, so the file passes; config-reload kills Kea.
+    ExitingHook(PathBuf),
 }
 
 /// A Dhcp4 config serving 127.0.0.0/8 on lo, with the harness's placeholders.
@@ -67,6 +70,11 @@ fn config(variant: Variant, kea3: bool) -> String {
             ]);
             (4000, json!({"type": "memfile", "persist": false}), hooks)
         }
+        Variant::ExitingHook(library) => (
+            4000,
+            json!({"type": "memfile", "persist": false}),
+            json!([{"library": library}]),
+        ),
     };
     let body = json!({"Dhcp4": {
         "interfaces-config": {"interfaces": ["lo"], "dhcp-socket-type": "udp"},
@@ -343,6 +351,61 @@ fn kea_2_2_a_hook_that_fails_to_load_is_rolled_back_and_dhcp_keeps_serving() {
         "no drift loop after a rollback"
     );
     s.expect_good_edit(4100, 1);
+}
+
+/// Builds a Kea 2.2 hook library whose `load()` exits the process, in `dir`.
+fn exiting_hook(dir: &Path) -> PathBuf {
+    let source = dir.join("exit.c");
+    let library = dir.join("libexit_on_load.so");
+    // KEA_HOOKS_VERSION of Kea 2.2 (what its own hooks' version() returns).
+    fs::write(
+        &source,
+        "#include <unistd.h>\nint version(void) { return 20200; }\n\
+         int multi_threading_compatible(void) { return 1; }\n\
+         int load(void *handle) { (void)handle; _exit(3); }\n",
+    )
+    .expect("write the hook's source");
+    let built = std::process::Command::new("cc")
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(&library)
+        .arg(&source)
+        .status()
+        .expect("run cc (scripts/install-deps installs gcc)");
+    assert!(built.success(), "cc failed building the hook");
+    library
+}
+
+#[test]
+fn kea_2_2_a_kea_that_exits_on_the_file_is_reported_not_serving() {
+    let mut s = Setup::start(None, &[]);
+    let hooks = tempfile::tempdir().expect("temp dir");
+    s.edit(Variant::ExitingHook(exiting_hook(hooks.path())));
+    let event = s.nth_event("rejected", 1);
+    assert_eq!(event["serving"], json!(false), "{event}");
+    assert_eq!(event["rolled_back"], json!(false), "{event}");
+    assert!(
+        event["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("serves no DHCP until it is restarted")),
+        "{event}"
+    );
+    assert!(
+        s.agent
+            .log()
+            .lines()
+            .any(|l| l.contains("ERROR") && l.contains("outcome=Rejected")),
+        "an outage is logged as an error\n{}",
+        s.agent.log()
+    );
+    // systemd's way back: Kea restarted on a good file; the agent takes Kea as it finds it.
+    s.edit(Variant::Good(4100));
+    backdate(&s.kea.config_path);
+    s.kea.restart();
+    s.wait("the agent to meet the restarted Kea", |s| {
+        s.agent.events("InSync").len() >= 2
+    });
+    assert_eq!(s.lifetime(), Some(4100));
+    assert!(s.serving(), "the restarted Kea serves");
 }
 
 // ---------------------------------------------------------------------------------------
