@@ -17,10 +17,9 @@ use serde_json::{Value, json};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::thread::sleep;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(30);
-const POLL: Duration = Duration::from_millis(50);
 const HOOKS: &str = "/usr/lib/x86_64-linux-gnu/kea/hooks";
 
 /// What a test file holds, as the parts that differ.
@@ -146,24 +145,15 @@ impl Setup {
     }
 
     fn wait(&self, what: &str, mut done: impl FnMut(&Setup) -> bool) {
-        let deadline = Instant::now() + WAIT;
-        while !done(self) {
-            if let Some(status) = self.agent.exited() {
-                self.fail(&format!("the agent exited ({status}) waiting for {what}"));
-            }
-            if Instant::now() > deadline {
-                self.fail(&format!("timed out after {WAIT:?} waiting for {what}"));
-            }
-            sleep(POLL);
-        }
-    }
-
-    fn fail(&self, why: &str) -> ! {
-        panic!(
-            "{why}\n--- agent log ---\n{}\n--- Kea log ---\n{}",
-            tail(&self.agent.log(), 40),
-            tail(&self.kea.log(), 30)
-        )
+        let context = || {
+            format!(
+                "--- agent log ---\n{}\n--- Kea log ---\n{}",
+                tail(&self.agent.log(), 40),
+                tail(&self.kea.log(), 30)
+            )
+        };
+        self.agent
+            .wait_while_running(what, WAIT, || done(self), context);
     }
 
     /// Writes `variant` as Kea's config file (by rename, as tools do).

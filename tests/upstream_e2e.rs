@@ -27,7 +27,6 @@ const WAIT: Duration = Duration::from_secs(60);
 const DELIVERY_WAIT: Duration = Duration::from_secs(150);
 /// Time given to the agent to do something it should not, before looking.
 const QUIET: Duration = Duration::from_millis(1500);
-const POLL: Duration = Duration::from_millis(50);
 const FIRST_LIFETIME: u64 = 4000;
 
 // ---------------------------------------------------------------------------------------
@@ -231,20 +230,8 @@ impl Setup {
 
     /// Polls `done` until it holds; fails with the agent's, the receiver's and Kea's side.
     fn wait(&self, what: &str, within: Duration, mut done: impl FnMut(&Setup) -> bool) {
-        let deadline = Instant::now() + within;
-        while !done(self) {
-            if let Some(status) = self.agent.exited() {
-                self.fail(&format!("the agent exited ({status}) waiting for {what}"));
-            }
-            if Instant::now() > deadline {
-                self.fail(&format!("timed out after {within:?} waiting for {what}"));
-            }
-            sleep(POLL);
-        }
-    }
-
-    fn fail(&self, why: &str) -> ! {
-        panic!("{why}\n{}", self.context())
+        self.agent
+            .wait_while_running(what, within, || done(self), || self.context());
     }
 
     /// The agent's, the receiver's and Kea's side, for failure messages.

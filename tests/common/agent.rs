@@ -371,6 +371,33 @@ impl Agent {
         self.child.borrow_mut().as_mut()?.try_wait().ok().flatten()
     }
 
+    /// Polls `done` until it holds; panics with `what`, and `context()`, when `within`
+    /// passes or the agent exits first.
+    pub fn wait_while_running(
+        &self,
+        what: &str,
+        within: Duration,
+        mut done: impl FnMut() -> bool,
+        context: impl Fn() -> String,
+    ) {
+        let deadline = Instant::now() + within;
+        while !done() {
+            if let Some(status) = self.exited() {
+                panic!(
+                    "the agent exited ({status}) waiting for {what}\n{}",
+                    context()
+                );
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "timed out after {within:?} waiting for {what}\n{}",
+                    context()
+                );
+            }
+            sleep(POLL);
+        }
+    }
+
     /// Waits up to `within` for the exit; None if the agent still runs.
     pub fn wait_exit(&self, within: Duration) -> Option<ExitStatus> {
         let deadline = Instant::now() + within;
