@@ -153,6 +153,8 @@ pub struct Daemon {
     periodic: Option<Interval>,
     notifier: Notifier,
     ready: bool,
+    /// The files the watcher was last given.
+    watched: BTreeSet<PathBuf>,
 }
 
 impl Daemon {
@@ -178,6 +180,7 @@ impl Daemon {
             pusher,
             notifier: Notifier::from_env(),
             ready: false,
+            watched: BTreeSet::new(),
         };
         daemon.watch_current_files();
         daemon.make_all_due(Duration::ZERO, true);
@@ -431,16 +434,33 @@ impl Daemon {
         Ok(())
     }
 
+    /// Watches every file of every service. A file new to the watch (an
+    /// include the last read found) that changed since that read is due
+    /// for a look: no event of its was watched for yet.
     fn watch_current_files(&mut self) {
         let files: BTreeSet<PathBuf> = self
             .slots
             .iter()
             .flat_map(|s| s.sync.files().iter().cloned())
             .collect();
-        let files: Vec<PathBuf> = files.into_iter().collect();
-        if let Err(error) = self.io.watcher.set_files(&files) {
+        let list: Vec<PathBuf> = files.iter().cloned().collect();
+        if let Err(error) = self.io.watcher.set_files(&list) {
             tracing::warn!("{error}; relying on the periodic re-check");
         }
+        let settle = self.config.agent.settle;
+        for slot in &mut self.slots {
+            let new: Vec<&PathBuf> = slot
+                .sync
+                .files()
+                .iter()
+                .filter(|f| !self.watched.contains(*f))
+                .collect();
+            if !new.is_empty() && slot.sync.changed_since_read(&new) {
+                tracing::debug!(service = %slot.sync.service, "a newly watched file changed since it was read");
+                slot.make_due(settle);
+            }
+        }
+        self.watched = files;
     }
 }
 

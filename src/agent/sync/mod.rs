@@ -161,6 +161,8 @@ pub struct ServiceSync {
     kea_version: Option<String>,
     /// Every file of the config as last read (main file first).
     files: Vec<PathBuf>,
+    /// When the files were last read.
+    read_at: Option<SystemTime>,
     mode: Mode,
     /// `validation` of the service's table.
     validation: Thoroughness,
@@ -226,6 +228,7 @@ impl ServiceSync {
             kea_pid: None,
             kea_version: None,
             files: vec![config.config_file.clone()],
+            read_at: None,
             mode,
             validation: config.validation,
             runtime_changes: config.runtime_changes,
@@ -250,6 +253,20 @@ impl ServiceSync {
     /// Every file the config consisted of at the last read: what to watch.
     pub fn files(&self) -> &[PathBuf] {
         &self.files
+    }
+
+    /// Whether any of `paths` was modified since the files were last read:
+    /// a file first found by that read (a new include) is watched only
+    /// after it, so a write in between would otherwise go unseen.
+    pub fn changed_since_read(&self, paths: &[&PathBuf]) -> bool {
+        let Some(read_at) = self.read_at else {
+            return false;
+        };
+        paths.iter().any(|path| {
+            std::fs::metadata(path)
+                .and_then(|m| m.modified())
+                .is_ok_and(|modified| modified >= read_at)
+        })
     }
 
     /// Whether events wait for the outbox to take them.
@@ -658,6 +675,7 @@ impl ServiceSync {
 
     /// Reads the files (and remembers which they are, for the watcher).
     fn read_files(&mut self) -> Read {
+        self.read_at = Some(SystemTime::now());
         let read = read_config(&self.config_file, &self.include_base);
         if let Some(expanded) = &read.expanded {
             self.files.clone_from(&expanded.files);
