@@ -90,34 +90,32 @@ pub struct LoadFacts {
 }
 
 impl LoadFacts {
-    /// Reads the facts off an expanded config document (only the members
-    /// they need are decoded into values).
+    /// Reads the facts off an expanded config document.
     pub fn of(json: &str, service: Service) -> LoadFacts {
-        #[derive(serde::Deserialize, Default)]
-        #[serde(default)]
-        struct Body {
-            #[serde(rename = "lease-database")]
-            lease_database: Option<serde_json::Value>,
-            #[serde(rename = "hooks-libraries")]
-            hooks_libraries: Vec<Hook>,
-        }
+        let members = service_members(json, service).unwrap_or_default();
+        LoadFacts::from_members(&members, service)
+    }
+
+    /// Reads the facts off the members of the service map (raw: only the
+    /// two members they need are decoded).
+    pub fn from_members(members: &IndexMap<String, &RawValue>, service: Service) -> LoadFacts {
         #[derive(serde::Deserialize, Default)]
         #[serde(default)]
         struct Hook {
             library: String,
         }
-        let top: IndexMap<String, Box<RawValue>> = serde_json::from_str(json).unwrap_or_default();
-        let body: Body = top
-            .get(service.config_key())
-            .and_then(|body| serde_json::from_str(body.get()).ok())
+        let decode = |key: &str| members.get(key).map(|raw| raw.get());
+        let lease_database: Option<serde_json::Value> =
+            decode("lease-database").and_then(|raw| serde_json::from_str(raw).ok());
+        let hooks: Vec<Hook> = decode("hooks-libraries")
+            .and_then(|raw| serde_json::from_str(raw).ok())
             .unwrap_or_default();
         let memfile_lease_file = matches!(service, Service::Dhcp4 | Service::Dhcp6)
-            && body.lease_database.as_ref().is_none_or(|db| {
+            && lease_database.as_ref().is_none_or(|db| {
                 db["type"].as_str().is_none_or(|t| t == "memfile")
                     && db["persist"].as_bool().unwrap_or(true)
             });
-        let hooks = body
-            .hooks_libraries
+        let hooks = hooks
             .into_iter()
             .map(|hook| {
                 Path::new(&hook.library)
@@ -131,6 +129,13 @@ impl LoadFacts {
             hooks,
         }
     }
+}
+
+/// The members of the service's map (`{"Dhcp4": {...}}`), raw, in one pass
+/// over the document; None when it is no such document.
+pub fn service_members(json: &str, service: Service) -> Option<IndexMap<String, &RawValue>> {
+    let top: IndexMap<String, &RawValue> = serde_json::from_str(json).ok()?;
+    serde_json::from_str(top.get(service.config_key())?.get()).ok()
 }
 
 /// The depth a file is checked at, and, when that is less than asked for,

@@ -34,18 +34,13 @@ pub async fn apply(
         }
     };
     let store = StateStore::new(state_dir);
-    // Events go to the outbox, for the daemon to deliver.
-    let outbox = match lock
-        .as_ref()
-        .map(|_| OutboxHandle::open(state_dir, config.outbox, Identity::of_this_host()))
-    {
-        Some(Ok(outbox)) => Some(outbox),
-        Some(Err(error)) => {
-            tracing::warn!("events will not be queued upstream: {error}");
-            None
-        }
-        None => None,
-    };
+    // Events go to the outbox, for the daemon to deliver; without the state
+    // dir there is no outbox either.
+    let outbox = lock.as_ref().and_then(|_| {
+        OutboxHandle::open(state_dir, config.outbox, Identity::of_this_host())
+            .inspect_err(|error| tracing::warn!("events will not be queued upstream: {error}"))
+            .ok()
+    });
     let mut events = Vec::new();
     for service in config
         .services

@@ -200,8 +200,29 @@ impl KeaServer {
             .replace("@SOCKET@", &seen(&socket_path))
             .replace("@DIR@", &seen(&dir))
             .replace("@LOG@", &seen(&log_path));
+        let args = args.iter().map(|a| a.to_string()).collect();
+        Self::begin(service, tmp, &text, args, root, socket_path, log_path)
+    }
+
+    fn launch(service: Service, tmp: TempDir, config_text: &str, args: Vec<String>) -> KeaServer {
+        let dir = tmp.path().to_path_buf();
+        let (socket_path, log_path) = (dir.join(socket_file(service)), dir.join("kea.log"));
+        Self::begin(service, tmp, config_text, args, None, socket_path, log_path)
+    }
+
+    /// Writes the config file into the server's dir and starts the daemon.
+    fn begin(
+        service: Service,
+        tmp: TempDir,
+        config_text: &str,
+        args: Vec<String>,
+        root: Option<&Path>,
+        socket_path: PathBuf,
+        log_path: PathBuf,
+    ) -> KeaServer {
+        let dir = tmp.path().to_path_buf();
         let config_path = dir.join(format!("{}.conf", service.daemon_binary()));
-        fs::write(&config_path, text)
+        fs::write(&config_path, config_text)
             .unwrap_or_else(|e| panic!("write {}: {e}", config_path.display()));
         let mut server = KeaServer {
             socket_path,
@@ -209,28 +230,8 @@ impl KeaServer {
             config_path,
             dir,
             service,
-            args: args.iter().map(|a| a.to_string()).collect(),
-            root: root.map(Path::to_path_buf),
-            daemon: None,
-            tmp: Some(tmp),
-        };
-        server.spawn_and_wait();
-        server
-    }
-
-    fn launch(service: Service, tmp: TempDir, config_text: &str, args: Vec<String>) -> KeaServer {
-        let dir = tmp.path().to_path_buf();
-        let config_path = dir.join(format!("{}.conf", service.daemon_binary()));
-        fs::write(&config_path, config_text)
-            .unwrap_or_else(|e| panic!("write {}: {e}", config_path.display()));
-        let mut server = KeaServer {
-            socket_path: dir.join(socket_file(service)),
-            log_path: dir.join("kea.log"),
-            config_path,
-            dir,
-            service,
             args,
-            root: None,
+            root: root.map(Path::to_path_buf),
             daemon: None,
             tmp: Some(tmp),
         };

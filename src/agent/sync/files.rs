@@ -4,15 +4,30 @@
 use super::super::decide::FileRead;
 use crate::dialect::{self, Expanded, Style};
 use crate::digest::{hex, json_value_digest};
+use crate::kea::Service;
+use crate::validate::{LoadFacts, service_members};
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
 /// The files as read, parsed or not.
 pub(super) struct Read {
     pub file: FileRead,
     pub expanded: Option<Expanded>,
+    /// The facts of `expanded`, found when first asked for.
+    facts: OnceLock<ConfigFacts>,
+}
+
+impl Read {
+    /// What the pipeline asks of the parsed files (empty when they did not parse).
+    pub fn facts(&self, service: Service) -> &ConfigFacts {
+        self.facts.get_or_init(|| match &self.expanded {
+            Some(expanded) => ConfigFacts::of(&expanded.json, service),
+            None => ConfigFacts::default(),
+        })
+    }
 }
 
 /// Reads and expands `config_file` and its includes once; the digest covers
@@ -25,6 +40,7 @@ pub(super) fn read_config(config_file: &Path, include_base: &Path) -> Read {
                 sha256: expanded.sha256.clone(),
             },
             expanded: Some(expanded),
+            facts: OnceLock::new(),
         },
         Err(error) => {
             let bytes = std::fs::read(config_file).unwrap_or_default();
@@ -37,22 +53,10 @@ pub(super) fn read_config(config_file: &Path, include_base: &Path) -> Read {
                     error: error.to_string(),
                 },
                 expanded: None,
+                facts: OnceLock::new(),
             }
         }
     }
-}
-
-/// The keys of the service's map in an expanded config (top level only parsed).
-pub(super) fn service_keys(json: &str, key: &str) -> Vec<String> {
-    type Raw = indexmap::IndexMap<String, Box<RawValue>>;
-    serde_json::from_str::<Raw>(json)
-        .ok()
-        .and_then(|top| {
-            top.get(key)
-                .and_then(|body| serde_json::from_str::<Raw>(body.get()).ok())
-        })
-        .map(|body| body.into_keys().collect())
-        .unwrap_or_default()
 }
 
 /// The digest of the `key` member (the service map) of a config document,
@@ -96,30 +100,43 @@ pub(super) fn newest_mtime(files: &[PathBuf]) -> SystemTime {
         .unwrap_or_else(SystemTime::now)
 }
 
-fn mtime(path: &Path) -> Option<SystemTime> {
+/// When `path` was last modified, if it can be read.
+pub(super) fn mtime(path: &Path) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
-/// The interfaces a DHCP config binds sockets on (`interfaces-config`).
-/// Empty for D2, for none listed, or for a document that does not parse.
-pub(super) fn interfaces(json: &str, service: crate::kea::Service) -> Vec<String> {
-    #[derive(serde::Deserialize, Default)]
-    #[serde(default)]
-    struct Body {
-        #[serde(rename = "interfaces-config")]
-        interfaces_config: InterfacesConfig,
+/// What the pipeline asks of a config document, read in one pass over its
+/// service map (a large config is tokenized once, not once per question).
+#[derive(Debug, Default)]
+pub(super) struct ConfigFacts {
+    /// The keys of the service map (does it look like Kea's own config-write?).
+    pub keys: Vec<String>,
+    /// Whether `-T` is safe on it.
+    pub load: LoadFacts,
+    /// The interfaces it binds DHCP sockets on (`interfaces-config`).
+    pub interfaces: Vec<String>,
+}
+
+impl ConfigFacts {
+    /// The facts of `json`; empty ones for a document that does not parse.
+    pub fn of(json: &str, service: Service) -> ConfigFacts {
+        #[derive(serde::Deserialize, Default)]
+        #[serde(default)]
+        struct InterfacesConfig {
+            interfaces: Vec<String>,
+        }
+        let Some(members) = service_members(json, service) else {
+            return ConfigFacts::default();
+        };
+        let interfaces = members
+            .get("interfaces-config")
+            .and_then(|raw| serde_json::from_str::<InterfacesConfig>(raw.get()).ok())
+            .map(|config| config.interfaces)
+            .unwrap_or_default();
+        ConfigFacts {
+            keys: members.keys().cloned().collect(),
+            load: LoadFacts::from_members(&members, service),
+            interfaces,
+        }
     }
-    #[derive(serde::Deserialize, Default)]
-    #[serde(default)]
-    struct InterfacesConfig {
-        interfaces: Vec<String>,
-    }
-    let top: indexmap::IndexMap<String, &RawValue> = match serde_json::from_str(json) {
-        Ok(top) => top,
-        Err(_) => return Vec::new(),
-    };
-    top.get(service.config_key())
-        .and_then(|body| serde_json::from_str::<Body>(body.get()).ok())
-        .map(|body| body.interfaces_config.interfaces)
-        .unwrap_or_default()
 }

@@ -32,9 +32,9 @@ use crate::event::{Outcome, SyncEvent};
 use crate::kea::{ConfigHash, ControlChannel, KeaError, Service, Status};
 use crate::upstream::OutboxHandle;
 use crate::validate::{
-    Depth, LoadFacts, Thoroughness, ValidateError, Validation, Validator, Verdict, choose_depth,
+    Depth, Thoroughness, ValidateError, Validation, Validator, Verdict, choose_depth,
 };
-use files::{Read, newest_mtime, process_start, read_config, service_digest, service_keys};
+use files::{Read, mtime, newest_mtime, process_start, read_config, service_digest};
 use held::Held;
 use serde_json::value::RawValue;
 use std::path::PathBuf;
@@ -127,11 +127,16 @@ impl Found {
         }
     }
 
-    fn refused(text: impl Into<String>) -> Look {
-        Look::Found(Found {
+    /// A rejection for good: said once, not retried until the file changes.
+    fn refused_for_good(text: impl Into<String>) -> Found {
+        Found {
             refused_for_good: true,
             ..Found::new(Outcome::Rejected, text)
-        })
+        }
+    }
+
+    fn refused(text: impl Into<String>) -> Look {
+        Look::Found(Found::refused_for_good(text))
     }
 
     fn with_live(self, live: Live) -> Found {
@@ -262,11 +267,9 @@ impl ServiceSync {
         let Some(read_at) = self.read_at else {
             return false;
         };
-        paths.iter().any(|path| {
-            std::fs::metadata(path)
-                .and_then(|m| m.modified())
-                .is_ok_and(|modified| modified >= read_at)
-        })
+        paths
+            .iter()
+            .any(|path| mtime(path).is_some_and(|modified| modified >= read_at))
     }
 
     /// Whether events wait for the outbox to take them.
@@ -292,15 +295,13 @@ impl ServiceSync {
             return; // config-test goes through Kea: only when the check asks.
         }
         let read = self.read_files();
-        let Some(expanded) = read.expanded.as_ref() else {
-            return;
-        };
-        if decide::first_step(&read.file, &self.state, self.quiet_for()) != FirstStep::AskKea
-            || self.looks_written_by_kea(expanded)
+        if read.expanded.is_none()
+            || decide::first_step(&read.file, &self.state, self.quiet_for()) != FirstStep::AskKea
+            || self.looks_written_by_kea(&read)
         {
             return; // No validation ahead, or likely none (Kea's own config-write).
         }
-        let depth = self.depth(expanded);
+        let depth = self.depth(&read);
         let validator = self.validator.clone();
         let file = self.config_file.clone();
         tracing::debug!(service = %self.service, "validating while the change settles");
@@ -387,11 +388,11 @@ impl ServiceSync {
             let text = "Kea loaded this content itself when it started";
             return Ok(self.in_sync(self.live().await?, text));
         }
-        if self.equals_in_memory(expanded).await? {
+        if self.equals_in_memory(read, expanded).await? {
             let text = "Kea's in-memory config already is this content";
             return Ok(self.in_sync(self.live().await?, text));
         }
-        let depth = self.depth(expanded);
+        let depth = self.depth(read);
         match self.validate(read, depth).await {
             Ok(validation) => {
                 if let Verdict::Invalid(text) = validation.verdict {
@@ -611,9 +612,9 @@ impl ServiceSync {
 
     /// How deep to validate these files (`-t` or `-T`); why not `-T` is
     /// logged once per reason.
-    fn depth(&mut self, expanded: &crate::dialect::Expanded) -> Depth {
-        let facts = LoadFacts::of(&expanded.json, self.service);
-        let (depth, why) = choose_depth(self.validation, self.kea_version.as_deref(), &facts);
+    fn depth(&mut self, read: &Read) -> Depth {
+        let facts = &read.facts(self.service).load;
+        let (depth, why) = choose_depth(self.validation, self.kea_version.as_deref(), facts);
         if why != self.told_depth {
             if let Some(why) = &why {
                 let level = if self.validation == Thoroughness::Full {
@@ -691,21 +692,21 @@ impl ServiceSync {
     }
 
     /// Whether the files look like Kea's own config-write.
-    fn looks_written_by_kea(&self, expanded: &crate::dialect::Expanded) -> bool {
-        let keys = service_keys(&expanded.json, self.service.config_key());
-        decide::looks_written_by_kea(self.service, &keys)
+    fn looks_written_by_kea(&self, read: &Read) -> bool {
+        decide::looks_written_by_kea(self.service, &read.facts(self.service).keys)
     }
 
     /// Whether the file's service map equals Kea's in-memory one (true when
     /// a central did config-set + config-write).
     async fn equals_in_memory(
         &self,
+        read: &Read,
         expanded: &crate::dialect::Expanded,
     ) -> Result<bool, KeaError> {
         let key = self.service.config_key();
         // A config-get costs seconds on large configs: only ask when the file
         // looks like Kea wrote it.
-        if !self.looks_written_by_kea(expanded) {
+        if !self.looks_written_by_kea(read) {
             return Ok(false);
         }
         let Some(file) = service_digest(&expanded.json, key) else {

@@ -6,7 +6,7 @@
 //! config-set puts the last good config back and the edit is rejected.
 //! Never leave DHCP worse than it was.
 
-use super::files::{Read, interfaces};
+use super::files::{ConfigFacts, Read};
 use super::{Found, Live, Look, ServiceSync, seconds};
 use crate::agent::config::RuntimeChanges;
 use crate::agent::decide::{self, Serving};
@@ -52,11 +52,7 @@ impl ServiceSync {
                 runtime config went upstream as a drift";
             return Ok(with_runtime(Found::refused(text), runtime));
         }
-        let interfaces_after = read
-            .expanded
-            .as_ref()
-            .map(|expanded| interfaces(&expanded.json, self.service))
-            .unwrap_or_default();
+        let interfaces_after = read.facts(self.service).interfaces.clone();
         let started = Instant::now();
         let failure = match self.channel.config_reload().await {
             Ok(_) => match self
@@ -87,7 +83,7 @@ impl ServiceSync {
             Found {
                 rolled_back: Some(false),
                 serving: serving.known(),
-                ..refused_found(format!(
+                ..Found::refused_for_good(format!(
                     "{failure}. No last good config was kept, so nothing was rolled back"
                 ))
             }
@@ -121,7 +117,7 @@ impl ServiceSync {
         if let Some(live) = live.as_ref().filter(|_| !kept) {
             match self.store.keep_last_good(self.service, &live.config) {
                 Ok(()) => {
-                    let bound = interfaces(live.config.get(), self.service);
+                    let bound = ConfigFacts::of(live.config.get(), self.service).interfaces;
                     self.state = self.state.after(Fact::LastGoodKept {
                         hash: &live.hash,
                         interfaces: &bound,
@@ -203,7 +199,7 @@ impl ServiceSync {
                 return Found {
                     rolled_back: Some(false),
                     serving: Some(false),
-                    ..refused_found(format!("{failure}. Rolling back failed: {error}"))
+                    ..Found::refused_for_good(format!("{failure}. Rolling back failed: {error}"))
                 };
             }
         };
@@ -217,7 +213,7 @@ impl ServiceSync {
             return Found {
                 rolled_back: Some(false),
                 serving: serving.known().or(Some(false)),
-                ..refused_found(format!(
+                ..Found::refused_for_good(format!(
                     "{failure}. Rolling back to the last good config failed too ({error}): Kea may not serve DHCP until a good config is loaded"
                 ))
             };
@@ -232,7 +228,7 @@ impl ServiceSync {
             rolled_back: Some(true),
             serving: serving.known(),
             live,
-            ..refused_found(text)
+            ..Found::refused_for_good(text)
         }
     }
 
@@ -288,20 +284,12 @@ impl Serving {
     }
 }
 
-/// A rejection for good (said once, not retried until the file changes).
-fn refused_found(text: String) -> Found {
-    Found {
-        refused_for_good: true,
-        ..Found::new(Outcome::Rejected, text)
-    }
-}
-
 /// Kea stopped answering during or right after the reload of this file.
 fn exited(why: &str) -> Look {
     Look::Found(Found {
         rolled_back: Some(false),
         serving: Some(false),
-        ..refused_found(format!(
+        ..Found::refused_for_good(format!(
             "Kea stopped answering while reloading this file ({why}): it serves no DHCP until it is restarted, and would fail the same way on this file"
         ))
     })
