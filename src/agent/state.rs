@@ -27,6 +27,10 @@ pub struct ServiceState {
     /// The interfaces that config binds DHCP sockets on.
     #[serde(default)]
     pub last_good_interfaces: Option<Vec<String>>,
+    /// Kea's hash right after it last loaded the files (applied or found in
+    /// sync): a live hash other than this one is a change in no file.
+    #[serde(default)]
+    pub loaded_hash: Option<String>,
 }
 
 /// Something a check established, as the state records it.
@@ -69,6 +73,9 @@ impl ServiceState {
                     Outcome::Applied | Outcome::InSync => {
                         next.applied_sha256 = Some(file_sha256.to_string());
                         next.rejected_sha256 = None;
+                        if let Some(hash) = live_hash {
+                            next.loaded_hash = Some(hash.to_string());
+                        }
                     }
                     Outcome::Rejected if refused_for_good => {
                         next.rejected_sha256 = Some(file_sha256.to_string());
@@ -206,6 +213,7 @@ mod tests {
             pushed_hash: None,
             last_good_hash: None,
             last_good_interfaces: None,
+            loaded_hash: None,
         };
         store.save(Service::Dhcp4, &state).expect("save");
         assert_eq!(store.load(Service::Dhcp4), state);
@@ -221,6 +229,7 @@ mod tests {
             pushed_hash: Some("H0".into()),
             last_good_hash: None,
             last_good_interfaces: None,
+            loaded_hash: None,
         };
         let with = |applied: &str, rejected: Option<&str>, hash: &str, pushed: &str| ServiceState {
             applied_sha256: Some(applied.into()),
@@ -229,6 +238,11 @@ mod tests {
             pushed_hash: Some(pushed.into()),
             last_good_hash: None,
             last_good_interfaces: None,
+            loaded_hash: None,
+        };
+        let loaded = |state: ServiceState, hash: &str| ServiceState {
+            loaded_hash: Some(hash.into()),
+            ..state
         };
         let checked = |outcome, refused_for_good, live_hash| Fact::Checked {
             outcome,
@@ -240,12 +254,12 @@ mod tests {
             (
                 "applied: the new content, Kea's new hash, the reject forgotten",
                 checked(Outcome::Applied, false, Some("H1")),
-                with("new", None, "H1", "H0"),
+                loaded(with("new", None, "H1", "H0"), "H1"),
             ),
             (
                 "in sync: the same as applied",
                 checked(Outcome::InSync, false, Some("H1")),
-                with("new", None, "H1", "H0"),
+                loaded(with("new", None, "H1", "H0"), "H1"),
             ),
             (
                 "refused for good: remembered, the applied content kept",

@@ -109,8 +109,8 @@ struct Found {
     rolled_back: Option<bool>,
     /// Whether Kea serves DHCP after the step (None: not checked, cannot tell).
     serving: Option<bool>,
-    /// Kea ran changes in no file before the reload: sent first, as a drift.
-    runtime: Option<Live>,
+    /// Kea ran changes in no file before the reload: sent first.
+    runtime: Option<reload::Runtime>,
 }
 
 impl Found {
@@ -407,7 +407,7 @@ impl ServiceSync {
             tracing::info!(service = %self.service, "config changed during validation; checking again");
             return Ok(Look::Quiet(Next::RecheckAfterSettle));
         }
-        self.reload(read, &status).await
+        self.reload(read, &status, fresh_kea).await
     }
 
     /// The full check's look at Kea when the files are unchanged: a
@@ -459,19 +459,32 @@ impl ServiceSync {
         } = found;
         let mut events = Vec::new();
         if let Some(runtime) = runtime {
+            let (kind, text) = if runtime.fresh_kea {
+                (
+                    Outcome::Snapshot,
+                    format!(
+                        "Kea's in-memory config (live {}), not the one last recorded; sent before the edit's reload replaces it",
+                        runtime.live.hash
+                    ),
+                )
+            } else {
+                (
+                    Outcome::Drift,
+                    format!(
+                        "Kea ran changes made through its API that are in no file (live {}); sent before the edit's reload drops them",
+                        runtime.live.hash
+                    ),
+                )
+            };
             self.state = self.state.after(Fact::Checked {
-                outcome: Outcome::Drift,
+                outcome: kind,
                 file_sha256: read.file.sha256(),
                 refused_for_good: false,
-                live_hash: Some(&runtime.hash),
+                live_hash: Some(&runtime.live.hash),
             });
-            let text = format!(
-                "Kea ran changes made through its API that are in no file (live {}); sent before the edit's reload drops them",
-                runtime.hash
-            );
-            let mut drift = self.event(Outcome::Drift, read, text, detected_at);
-            drift.config = Some(runtime.config);
-            events.push(drift);
+            let mut first = self.event(kind, read, text, detected_at);
+            first.config = Some(runtime.live.config);
+            events.push(first);
         }
         let live_hash = live.as_ref().map(|l| l.hash.clone());
         self.state = self.state.after(Fact::Checked {

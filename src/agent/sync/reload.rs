@@ -20,6 +20,17 @@ use std::time::{Duration, Instant};
 const SOCKETS_PATIENCE: Duration = Duration::from_secs(1);
 const SOCKETS_POLL: Duration = Duration::from_millis(50);
 
+/// Kea ran a config that is in no file, just before the reload.
+pub(super) struct Runtime {
+    pub live: Live,
+    /// The upstream lacks it: send it first.
+    pub unsent: bool,
+    /// The agent met this Kea only now: it did not see the change happen (a
+    /// crash between a reload and its record looks the same), so it goes as
+    /// a snapshot, not as a drift.
+    pub fresh_kea: bool,
+}
+
 /// What was true just before the reload.
 struct Before {
     /// Kea's process.
@@ -43,8 +54,15 @@ enum Verified {
 impl ServiceSync {
     /// Steps 7 and 8 for files validated and unchanged since: reload them,
     /// and roll back when Kea fails to load them or stops serving.
-    pub(super) async fn reload(&mut self, read: &Read, status: &Status) -> Result<Look, KeaError> {
-        let (before, runtime) = self.before_reload(status).await?;
+    /// `fresh_kea`: the agent met this Kea process only now, so it did not
+    /// see how Kea came to run what it runs.
+    pub(super) async fn reload(
+        &mut self,
+        read: &Read,
+        status: &Status,
+        fresh_kea: bool,
+    ) -> Result<Look, KeaError> {
+        let (before, runtime) = self.before_reload(status, fresh_kea).await?;
         if runtime.is_some() && self.runtime_changes == RuntimeChanges::Keep {
             let text = "Kea runs changes made through its API (config-set, subnet or host commands) \
                 that are in no file, and a reload would drop them: config-write Kea's config first \
@@ -92,10 +110,14 @@ impl ServiceSync {
     }
 
     /// What Kea runs now: kept as the last good config when the agent has
-    /// not kept it yet, and returned when it differs from what the agent
-    /// last knew (runtime changes), so it goes upstream before the reload
+    /// not kept it yet, and returned when it is not what Kea last loaded from
+    /// the files (runtime changes), so it goes upstream before the reload
     /// drops it. Also Kea's DHCP sockets.
-    async fn before_reload(&mut self, status: &Status) -> Result<(Before, Option<Live>), KeaError> {
+    async fn before_reload(
+        &mut self,
+        status: &Status,
+        fresh_kea: bool,
+    ) -> Result<(Before, Option<Runtime>), KeaError> {
         let (live_hash, mut live) = match self.channel.config_hash_get().await? {
             ConfigHash::Hash(hash) => (hash, None),
             ConfigHash::Unsupported => {
@@ -105,9 +127,9 @@ impl ServiceSync {
         };
         let runtime_changed = self
             .state
-            .config_hash
+            .loaded_hash
             .as_ref()
-            .is_some_and(|known| *known != live_hash);
+            .is_some_and(|loaded| *loaded != live_hash);
         let kept = self.state.last_good_hash.as_deref() == Some(live_hash.as_str())
             && self.store.last_good_path(self.service).is_file();
         if (runtime_changed || !kept) && live.is_none() {
@@ -132,10 +154,16 @@ impl ServiceSync {
             Some(pid) => dhcp_sockets(pid, self.service, self.channel.socket_owner()),
             None => Bound::CannotTell("status-get gave no pid".into()),
         };
-        let runtime = if runtime_changed { live } else { None };
-        if runtime.is_some() {
+        // Sent once: a drift the periodic look found already went upstream.
+        let unsent = runtime_changed && self.upstream_lacks(&live_hash);
+        let runtime = live.filter(|_| runtime_changed).map(|live| Runtime {
+            live,
+            unsent,
+            fresh_kea,
+        });
+        if unsent {
             tracing::warn!(service = %self.service,
-                "Kea runs changes that are in no file (made through its API); sending them upstream before the reload");
+                "Kea runs a config that is in no file and not upstream yet; sending it before the reload drops it");
         }
         Ok((
             Before {
@@ -295,10 +323,13 @@ fn exited(why: &str) -> Look {
     })
 }
 
-/// Puts Kea's runtime config, to go upstream first, on a finding.
-fn with_runtime(look: Look, runtime: Option<Live>) -> Look {
+/// Puts Kea's runtime config, to go upstream first when unsent, on a finding.
+fn with_runtime(look: Look, runtime: Option<Runtime>) -> Look {
     match look {
-        Look::Found(found) => Look::Found(Found { runtime, ..found }),
+        Look::Found(found) => Look::Found(Found {
+            runtime: runtime.filter(|runtime| runtime.unsent),
+            ..found
+        }),
         other => other,
     }
 }
