@@ -159,6 +159,7 @@ impl ChannelArgs {
                     service: self.service,
                     user: self.user.clone(),
                     password_file: self.password_file.clone(),
+                    password: None,
                     ca_file: self.ca_file.clone(),
                     client_cert: self.cert.clone(),
                     client_key: self.key.clone(),

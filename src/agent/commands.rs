@@ -64,16 +64,16 @@ pub async fn apply(
                 events.extend(checked.events);
                 break;
             }
-            if checked.next != Next::RecheckAfterSettle || started.elapsed() > APPLY_PATIENCE {
-                break;
-            }
-            tokio::time::sleep(
-                config
+            // A hold for the HA pair ends by itself ([ha] max_hold_s).
+            let wait = match checked.next {
+                Next::RecheckAfterSettle if started.elapsed() <= APPLY_PATIENCE => config
                     .agent
                     .settle
                     .max(std::time::Duration::from_millis(50)),
-            )
-            .await;
+                Next::Hold(after) => after,
+                _ => break,
+            };
+            tokio::time::sleep(wait).await;
         }
         if sync.holds_events() {
             tracing::error!(service = %service.service, "the outbox could not take this run's upstream events; the daemon sends Kea's config when it next runs");
@@ -106,6 +106,8 @@ fn unreachable_event(service: &ServiceConfig, text: String) -> SyncEvent {
         finished_at: now,
         rolled_back: None,
         serving: None,
+        ha: Vec::new(),
+        warnings: Vec::new(),
         config: None,
     }
 }

@@ -131,6 +131,8 @@ pub struct ServiceConfig {
     pub validation: Thoroughness,
     /// What to do with changes Kea holds that are in no file (`runtime_changes`).
     pub runtime_changes: RuntimeChanges,
+    /// How a server of an HA pair is reloaded (`[ha]`, the same for every service).
+    pub ha: HaSettings,
     /// The agent config this service was read from, for advice in messages.
     pub agent_config: ConfigSource,
 }
@@ -146,6 +148,73 @@ pub enum RuntimeChanges {
     Reload,
     /// Refuse the edit until someone config-writes Kea's config.
     Keep,
+}
+
+/// Default of `[ha] delay_ms`: how long a server that is not the primary
+/// lets the primary go first.
+pub const DEFAULT_HA_DELAY: Duration = Duration::from_secs(2);
+/// Default of `[ha] max_hold_s`.
+pub const DEFAULT_HA_MAX_HOLD: Duration = Duration::from_secs(300);
+/// Default of `[ha] follow_timeout_s`: Kea's own `sync-timeout` is 60 s.
+pub const DEFAULT_HA_FOLLOW: Duration = Duration::from_secs(60);
+/// Largest `[ha] follow_timeout_s`: the daemon does nothing else while it
+/// follows, and systemd's watchdog (120 s) must hear from it.
+pub const MAX_HA_FOLLOW: Duration = Duration::from_secs(90);
+
+/// The `[ha]` table: how the server of an HA pair is reloaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HaSettings {
+    /// What an edit on a server that is not the primary does.
+    pub secondary_edits: SecondaryEdits,
+    /// A server that is not the primary waits this long after an edit
+    /// before it looks at the pair (the primary, edited in the same second,
+    /// reloads first).
+    pub delay: Duration,
+    /// How long a reload may be held for the pair to be normal again.
+    pub max_hold: Duration,
+    /// What to do once held that long.
+    pub after_max_hold: AfterMaxHold,
+    /// How long the local HA state is followed after a reload.
+    pub follow_timeout: Duration,
+}
+
+impl Default for HaSettings {
+    fn default() -> Self {
+        HaSettings {
+            secondary_edits: SecondaryEdits::default(),
+            delay: DEFAULT_HA_DELAY,
+            max_hold: DEFAULT_HA_MAX_HOLD,
+            after_max_hold: AfterMaxHold::default(),
+            follow_timeout: DEFAULT_HA_FOLLOW,
+        }
+    }
+}
+
+/// `[ha] secondary_edits`: an edit of a server that is not the primary. A
+/// central that treats the primary as the truth for the pair (Micetro)
+/// overwrites such edits.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SecondaryEdits {
+    /// Apply it, say nothing.
+    Apply,
+    /// Apply it, with a warning on the event.
+    #[default]
+    Warn,
+    /// Refuse it: edit the primary's file.
+    Refuse,
+}
+
+/// `[ha] after_max_hold`: a reload held `max_hold_s` for the pair.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AfterMaxHold {
+    /// Keep waiting (said loudly once): reloading now could take the last
+    /// serving server of the pair out too.
+    #[default]
+    Wait,
+    /// Reload anyway (said loudly).
+    Reload,
 }
 
 /// HTTP(S) control options of a `[[service]]` table.
@@ -175,6 +244,7 @@ impl ServiceConfig {
             timeout: DEFAULT_TIMEOUT,
             validation: Thoroughness::default(),
             runtime_changes: RuntimeChanges::default(),
+            ha: HaSettings::default(),
             agent_config: ConfigSource::Discovered,
         }
     }
@@ -186,6 +256,7 @@ impl ServiceConfig {
             service: Some(self.service),
             user: self.http.user.clone(),
             password_file: self.http.password_file.clone(),
+            password: None,
             ca_file: self.http.ca_file.clone(),
             client_cert: self.http.client_cert.clone(),
             client_key: self.http.client_key.clone(),

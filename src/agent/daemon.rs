@@ -272,6 +272,11 @@ impl Daemon {
                     slot.due = Some(Instant::now() + settle);
                     slot.detected_at = Some(detected_at);
                 }
+                // The edit's time stays: edit-to-live includes the hold.
+                Next::Hold(after) => {
+                    slot.due = Some(Instant::now() + after);
+                    slot.detected_at = Some(detected_at);
+                }
                 Next::Retry => {
                     slot.attempt += 1;
                     slot.full = true;

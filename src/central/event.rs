@@ -407,6 +407,8 @@ mod tests {
                 finished_at: finished,
                 rolled_back: (outcome == Outcome::Rejected).then_some(true),
                 serving: Some(true),
+                ha: Vec::new(),
+                warnings: Vec::new(),
                 config: Some(RawValue::from_string(config.into()).expect("raw")),
             };
             let id = ulid::Ulid::new().to_string();

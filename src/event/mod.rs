@@ -133,6 +133,12 @@ pub struct SyncEvent {
     /// and the agent could see (None: not checked, or cannot tell).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub serving: Option<bool>,
+    /// The server's HA relationships (empty: not an HA server).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ha: Vec<wire::Ha<String>>,
+    /// What the operator should know though the step succeeded.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     /// Kea's in-memory config (config-get without `hash`) for applied,
     /// snapshot and drift: what goes upstream. Not printed. Kept in the
     /// buffer Kea's reply was read into (no copy of a large config).
@@ -197,6 +203,8 @@ impl SyncEvent {
             finished_at: self.finished_at,
             rolled_back: self.rolled_back,
             serving: self.serving,
+            ha: self.ha.clone(),
+            warnings: self.warnings.clone(),
             config: None,
         }
     }
@@ -217,6 +225,8 @@ pub(crate) fn example(outcome: Outcome, config: Option<&str>) -> SyncEvent {
         finished_at: SystemTime::UNIX_EPOCH,
         rolled_back: None,
         serving: None,
+        ha: Vec::new(),
+        warnings: Vec::new(),
         config: config.map(|c| RawValue::from_string(c.into()).expect("raw")),
     }
 }

@@ -43,9 +43,57 @@ pub struct Wire<S, C> {
     /// and the agent could see.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub serving: Option<bool>,
+    /// The server's HA relationship (the first, for a server in several),
+    /// on every event of an HA server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ha: Option<Ha<S>>,
+    /// Every relationship, only for a server in more than one (hub and spoke).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ha_relationships: Option<Vec<Ha<S>>>,
+    /// What the operator should know though the step succeeded (an edit on
+    /// the standby of an HA pair, ...).
+    #[serde(default = "Vec::new", skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<S>,
     pub detected_at: S,
     pub applied_at: Option<S>,
     pub queued_at: S,
+}
+
+/// One HA relationship of the server, as the step found and left it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ha<S> {
+    /// `this-server-name`.
+    pub this_server: S,
+    /// `primary`, `secondary`, `standby` or `backup`.
+    pub role: S,
+    /// `hot-standby`, `load-balancing` or `passive-backup`.
+    pub mode: S,
+    /// The partner's name.
+    pub partner: Option<S>,
+    /// This server's HA state before the step, and after it.
+    pub state_before: Option<S>,
+    pub state_after: Option<S>,
+    /// The partner's state after the step, as the partner said it.
+    pub partner_state_after: Option<S>,
+    /// What went wrong for HA (the reload made the server `terminated` or
+    /// `partner-down`, or it did not get back to normal in time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<S>,
+}
+
+impl Ha<String> {
+    fn borrowed(&self) -> Ha<&str> {
+        Ha {
+            this_server: &self.this_server,
+            role: &self.role,
+            mode: &self.mode,
+            partner: self.partner.as_deref(),
+            state_before: self.state_before.as_deref(),
+            state_after: self.state_after.as_deref(),
+            partner_state_after: self.partner_state_after.as_deref(),
+            error: self.error.as_deref(),
+        }
+    }
 }
 
 /// Who sends the events.
@@ -139,6 +187,9 @@ pub fn encode_into(
         }),
         rolled_back: event.rolled_back,
         serving: event.serving,
+        ha: event.ha.first().map(Ha::borrowed),
+        ha_relationships: (event.ha.len() > 1).then(|| event.ha.iter().map(Ha::borrowed).collect()),
+        warnings: event.warnings.iter().map(String::as_str).collect(),
         detected_at: &detected_at,
         applied_at: Some(&applied_at),
         queued_at: &queued_at,
@@ -244,6 +295,41 @@ mod tests {
         assert_eq!(
             wire.config.map(|c| c.get().to_string()),
             Some(r#"{"Dhcp4":{"valid-lifetime":3}}"#.to_string())
+        );
+        assert_eq!(wire.ha, None);
+        assert!(wire.warnings.is_empty());
+    }
+
+    #[test]
+    fn ha_and_warnings_go_on_the_wire_only_when_there_are_some() {
+        let relationship = |partner: &str| Ha {
+            this_server: "server2".to_string(),
+            role: "standby".into(),
+            mode: "hot-standby".into(),
+            partner: Some(partner.into()),
+            state_before: Some("hot-standby".into()),
+            state_after: Some("hot-standby".into()),
+            partner_state_after: Some("hot-standby".into()),
+            error: None,
+        };
+        let mut standby = event(Outcome::Applied, Some(r#"{"Dhcp4":{}}"#));
+        standby.ha = vec![relationship("server1")];
+        standby.warnings = vec!["edited on the standby".into()];
+        let value = encoded(&standby, 1, &Identity::of_this_host());
+        assert_eq!(value["ha"]["role"], "standby");
+        assert_eq!(value["ha"]["partner_state_after"], "hot-standby");
+        assert!(value["ha"].get("error").is_none(), "{value}");
+        assert!(value.get("ha_relationships").is_none(), "{value}");
+        assert_eq!(value["warnings"][0], "edited on the standby");
+        standby.ha.push(relationship("server3"));
+        let value = encoded(&standby, 2, &Identity::of_this_host());
+        assert_eq!(value["ha_relationships"][1]["partner"], "server3");
+        let wire: Wire<String, serde_json::Value> = serde_json::from_value(value).expect("decode");
+        assert_eq!(wire.ha, Some(relationship("server1")));
+        let plain = encoded(&event(Outcome::Applied, None), 3, &Identity::of_this_host());
+        assert!(
+            plain.get("ha").is_none() && plain.get("warnings").is_none(),
+            "{plain}"
         );
     }
 }

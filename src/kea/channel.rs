@@ -180,6 +180,15 @@ impl ControlChannel {
             .await
     }
 
+    /// The HA state of the server this channel reaches (`ha-heartbeat`, the
+    /// command HA partners exchange).
+    pub async fn ha_heartbeat(&self) -> Result<String, KeaError> {
+        let reply = self.send_expecting_success(&Command::HaHeartbeat).await?;
+        let arguments: serde_json::Value = self.arguments_as(&Command::HaHeartbeat, &reply)?;
+        super::ha::heartbeat_state(&arguments)
+            .ok_or_else(|| self.bad_reply(&Command::HaHeartbeat, "arguments without a state"))
+    }
+
     /// Makes Kea re-read its `-c` file.
     pub async fn config_reload(&self) -> Result<Reply, KeaError> {
         self.send_expecting_success(&Command::ConfigReload).await

@@ -13,9 +13,11 @@ use std::time::Duration;
 pub struct HttpOptions {
     /// Sent as `"service": [name]`; needed for kea-ctrl-agent, ignored by direct sockets.
     pub service: Option<Service>,
-    /// Basic-auth user; the password comes from `password_file`.
+    /// Basic-auth user; the password comes from `password_file`, else `password`.
     pub user: Option<String>,
     pub password_file: Option<PathBuf>,
+    /// The password itself, when a Kea config holds it (HA peers).
+    pub password: Option<Password>,
     /// PEM bundle to trust instead of the built-in web roots.
     pub ca_file: Option<PathBuf>,
     /// PEM client certificate and key, for Kea's `cert-required`.
@@ -27,7 +29,13 @@ pub struct HttpOptions {
 
 /// A password that never shows in Debug output or logs.
 #[derive(Clone)]
-struct Password(String);
+pub struct Password(String);
+
+impl Password {
+    pub fn new(text: impl Into<String>) -> Password {
+        Password(text.into())
+    }
+}
 
 impl std::fmt::Debug for Password {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -50,7 +58,10 @@ impl HttpControl {
     pub fn new(url: &str, options: &HttpOptions) -> Result<HttpControl, KeaError> {
         let credentials = match (&options.user, &options.password_file) {
             (Some(user), Some(file)) => Some((user.clone(), read_password(file)?)),
-            (Some(user), None) => Some((user.clone(), Password(String::new()))),
+            (Some(user), None) => Some((
+                user.clone(),
+                options.password.clone().unwrap_or(Password(String::new())),
+            )),
             (None, _) => None,
         };
         let client = http_client::build(url, &options.client_options())?;

@@ -4,6 +4,7 @@
 pub mod accounts;
 mod channel;
 mod error;
+pub mod ha;
 mod http;
 mod reply;
 pub mod sockets;
@@ -11,7 +12,7 @@ mod unix;
 
 pub use channel::{ConfigHash, ControlChannel, InMemoryConfig, Status};
 pub use error::KeaError;
-pub use http::{HttpControl, HttpOptions};
+pub use http::{HttpControl, HttpOptions, Password};
 pub use reply::{Outcome, Reply, strip_hash};
 pub use unix::UnixControl;
 
@@ -102,6 +103,8 @@ pub enum Command {
     /// `config-set` with a whole `{"Dhcp4": {...}}` document (a rollback).
     ConfigSet(Box<RawValue>),
     ConfigReload,
+    /// `ha-heartbeat`: an HA server's own state (what its partner asks).
+    HaHeartbeat,
     /// `config-write`, to the given file or (None) to the `-c` file.
     ConfigWrite(Option<String>),
     /// Any other command, sent as given.
@@ -123,6 +126,7 @@ impl Command {
             Command::ConfigTest(_) => "config-test",
             Command::ConfigSet(_) => "config-set",
             Command::ConfigReload => "config-reload",
+            Command::HaHeartbeat => "ha-heartbeat",
             Command::ConfigWrite(_) => "config-write",
             Command::Raw { name, .. } => name,
         }
@@ -137,6 +141,7 @@ impl Command {
             ("config-get", None) => Command::ConfigGet,
             ("config-hash-get", None) => Command::ConfigHashGet,
             ("config-reload", None) => Command::ConfigReload,
+            ("ha-heartbeat", None) => Command::HaHeartbeat,
             ("config-write", None) => Command::ConfigWrite(None),
             ("config-test", Some(args)) => Command::ConfigTest(args),
             ("config-set", Some(args)) => Command::ConfigSet(args),
@@ -157,6 +162,7 @@ impl Command {
                 | Command::ConfigGet
                 | Command::ConfigHashGet
                 | Command::ConfigTest(_)
+                | Command::HaHeartbeat
         )
     }
 

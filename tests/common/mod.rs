@@ -764,7 +764,7 @@ fn start_timeout(config_path: &Path) -> Duration {
 }
 
 /// One command per connection; Kea closes the connection after its reply.
-fn send_unix(socket: &Path, json: &str) -> std::io::Result<Vec<u8>> {
+pub fn send_unix(socket: &Path, json: &str) -> std::io::Result<Vec<u8>> {
     let mut stream = UnixStream::connect(socket)?;
     stream.set_read_timeout(Some(IO_TIMEOUT))?;
     stream.set_write_timeout(Some(IO_TIMEOUT))?;

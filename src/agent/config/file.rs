@@ -2,8 +2,9 @@
 //! or a positioned error out.
 
 use super::{
-    AgentConfig, AgentSettings, ConfigError, ConfigLocation, ConfigSource, DEFAULT_TIMEOUT,
-    HttpSettings, MAX_SETTLE, RuntimeChanges, ServiceConfig,
+    AfterMaxHold, AgentConfig, AgentSettings, ConfigError, ConfigLocation, ConfigSource,
+    DEFAULT_TIMEOUT, HaSettings, HttpSettings, MAX_HA_FOLLOW, MAX_SETTLE, RuntimeChanges,
+    SecondaryEdits, ServiceConfig,
 };
 use crate::kea::Service;
 use crate::upstream::config::{DEFAULT_HOOK_TIMEOUT, DEFAULT_UPSTREAM_TIMEOUT, parse_size};
@@ -27,6 +28,19 @@ struct AgentFile {
     upstream: Option<UpstreamTable>,
     #[serde(default, rename = "hook")]
     hooks: Vec<HookTable>,
+    #[serde(default)]
+    ha: HaTable,
+}
+
+/// `[ha]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HaTable {
+    secondary_edits: Option<SecondaryEdits>,
+    delay_ms: Option<u64>,
+    max_hold_s: Option<Spanned<u64>>,
+    after_max_hold: Option<AfterMaxHold>,
+    follow_timeout_s: Option<Spanned<u64>>,
 }
 
 /// `[upstream]` as written.
@@ -103,6 +117,7 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<AgentConfig, ConfigError>
     })?;
 
     let agent = agent_settings(file.agent, &at)?;
+    let ha = ha_settings(file.ha, &at)?;
     if file.services.is_empty() {
         return Err(ConfigError::NoService {
             path: path.to_path_buf(),
@@ -112,7 +127,7 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<AgentConfig, ConfigError>
     let mut services: Vec<(ServiceConfig, Range<usize>)> = Vec::new();
     for table in file.services {
         let name_span = table.name.span();
-        let service = service_config(table, &at, &source)?;
+        let service = service_config(table, ha, &at, &source)?;
         if let Some((_, first)) = services.iter().find(|(s, _)| s.service == service.service) {
             return Err(ConfigError::DuplicateService {
                 at: at(name_span),
@@ -243,8 +258,46 @@ fn agent_settings(
     })
 }
 
+fn ha_settings(
+    table: HaTable,
+    at: &impl Fn(Range<usize>) -> ConfigLocation,
+) -> Result<HaSettings, ConfigError> {
+    let defaults = HaSettings::default();
+    let seconds = |value: Option<Spanned<u64>>, default: Duration, key: &str| match value {
+        Some(s) if *s.get_ref() == 0 => Err(ConfigError::Syntax {
+            at: at(s.span()),
+            message: format!("[ha] {key} must be at least 1 (seconds)"),
+        }),
+        Some(s) => Ok(Duration::from_secs(*s.get_ref())),
+        None => Ok(default),
+    };
+    let follow_span = table.follow_timeout_s.as_ref().map(Spanned::span);
+    let follow_timeout = seconds(
+        table.follow_timeout_s,
+        defaults.follow_timeout,
+        "follow_timeout_s",
+    )?;
+    if let Some(span) = follow_span.filter(|_| follow_timeout > MAX_HA_FOLLOW) {
+        return Err(ConfigError::Syntax {
+            at: at(span),
+            message: format!(
+                "[ha] follow_timeout_s is at most {} s: the agent does nothing else while it follows a reload, and systemd's watchdog expects to hear from it",
+                MAX_HA_FOLLOW.as_secs()
+            ),
+        });
+    }
+    Ok(HaSettings {
+        secondary_edits: table.secondary_edits.unwrap_or(defaults.secondary_edits),
+        delay: table.delay_ms.map_or(defaults.delay, Duration::from_millis),
+        max_hold: seconds(table.max_hold_s, defaults.max_hold, "max_hold_s")?,
+        after_max_hold: table.after_max_hold.unwrap_or(defaults.after_max_hold),
+        follow_timeout,
+    })
+}
+
 fn service_config(
     table: ServiceTable,
+    ha: HaSettings,
     at: &impl Fn(Range<usize>) -> ConfigLocation,
     source: &ConfigSource,
 ) -> Result<ServiceConfig, ConfigError> {
@@ -312,6 +365,7 @@ fn service_config(
         timeout,
         validation: table.validation.unwrap_or_default(),
         runtime_changes: table.runtime_changes.unwrap_or_default(),
+        ha,
         agent_config: source.clone(),
     })
 }

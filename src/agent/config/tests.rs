@@ -62,6 +62,7 @@ control_socket = "/run/kea/kea-ddns-ctrl-socket"
             timeout: Duration::from_secs(5),
             validation: Thoroughness::Auto,
             runtime_changes: RuntimeChanges::Reload,
+            ha: HaSettings::default(),
             agent_config: source.clone(),
         },
         ServiceConfig {
@@ -99,6 +100,31 @@ fn validation_and_runtime_changes_are_chosen_per_service() {
         text.contains(":3:") && text.contains("auto") && text.contains("full"),
         "names the line and the choices: {text}"
     );
+}
+
+#[test]
+fn the_ha_table_is_the_same_for_every_service() {
+    let config = parse(
+        "[ha]\nsecondary_edits = \"refuse\"\ndelay_ms = 500\nmax_hold_s = 30\n\
+         after_max_hold = \"reload\"\nfollow_timeout_s = 20\n\
+         [[service]]\nname = \"dhcp4\"\n[[service]]\nname = \"dhcp6\"\n",
+    )
+    .expect("valid");
+    let expected = HaSettings {
+        secondary_edits: SecondaryEdits::Refuse,
+        delay: Duration::from_millis(500),
+        max_hold: Duration::from_secs(30),
+        after_max_hold: AfterMaxHold::Reload,
+        follow_timeout: Duration::from_secs(20),
+    };
+    assert!(
+        config.services.iter().all(|s| s.ha == expected),
+        "{config:?}"
+    );
+    let defaults = parse("[[service]]\nname = \"dhcp4\"\n").expect("valid");
+    assert_eq!(defaults.services[0].ha, HaSettings::default());
+    assert_eq!(HaSettings::default().secondary_edits, SecondaryEdits::Warn);
+    assert_eq!(HaSettings::default().after_max_hold, AfterMaxHold::Wait);
 }
 
 #[test]
@@ -159,6 +185,21 @@ fn bad_configs_are_refused_with_file_and_position() {
             format!("[upstream]\nurl = \"https://x\"\nmax_outbox_bytes = \"1TB\"\n{svc}"),
             Some((3, 20)),
             &["unknown size unit"],
+        ),
+        (
+            format!("{svc}[ha]\nsecondary_edits = \"ignore\"\n"),
+            Some((4, 19)),
+            &["unknown variant `ignore`", "apply", "warn", "refuse"],
+        ),
+        (
+            format!("{svc}[ha]\nfollow_timeout_s = 600\n"),
+            Some((4, 20)),
+            &["follow_timeout_s is at most 90 s", "watchdog"],
+        ),
+        (
+            format!("{svc}[ha]\nmax_hold_s = 0\n"),
+            Some((4, 14)),
+            &["max_hold_s must be at least 1"],
         ),
         (
             format!("{svc}[[hook]]\ncommand = []\n"),

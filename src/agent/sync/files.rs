@@ -5,6 +5,7 @@ use super::super::decide::FileRead;
 use crate::dialect::{self, Expanded, Style};
 use crate::digest::{hex, json_value_digest};
 use crate::kea::Service;
+use crate::kea::ha::{self, Relationship};
 use crate::validate::{LoadFacts, service_members};
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
@@ -115,6 +116,8 @@ pub(super) struct ConfigFacts {
     pub load: LoadFacts,
     /// The interfaces it binds DHCP sockets on (`interfaces-config`).
     pub interfaces: Vec<String>,
+    /// Its HA relationships (the HA hook's parameters).
+    pub ha: Vec<Relationship>,
 }
 
 impl ConfigFacts {
@@ -137,6 +140,7 @@ impl ConfigFacts {
             keys: members.keys().cloned().collect(),
             load: LoadFacts::from_members(&members, service),
             interfaces,
+            ha: ha::relationships(members.get("hooks-libraries").copied()),
         }
     }
 }

@@ -7,11 +7,14 @@
 //! 4. a Kea that loaded these very files itself?        [`decide::kea_loaded_current_files`]
 //! 5. the in-memory config already this content?        [`ServiceSync::equals_in_memory`]
 //! 6. validate (`kea-dhcp4 -t`/`-T`, started early)     [`ServiceSync::validate`]
-//! 7. files still as validated (read 2); keep what Kea  [`ServiceSync::reload`]
-//!    runs as the last good config (a drift first if it
-//!    holds runtime changes); config-reload
+//! 7. files still as validated (read 2); an HA pair     [`ServiceSync::ha_gate`]
+//!    takes turns (held until both partners are normal);
+//!    keep what Kea runs as the last good config (a     [`ServiceSync::reload`]
+//!    drift first if it holds runtime changes);
+//!    config-reload
 //! 8. verify: Kea answers, reconfigured, serves DHCP on  [`decide::serving`]
-//!    its sockets; else roll back with config-set
+//!    its sockets; else roll back with config-set; an
+//!    HA server is followed until normal again         [`ServiceSync::ha_after`]
 //! 9. record: state transition, log, queue upstream     [`ServiceSync::record`]
 //!
 //! When the files are unchanged, a full check (start-up, periodic, Kea back)
@@ -21,14 +24,17 @@
 //! this file does the IO between them.
 
 mod files;
+mod ha;
 mod held;
 mod reload;
 
-use super::config::{RuntimeChanges, ServiceConfig};
+use super::config::{HaSettings, RuntimeChanges, ServiceConfig};
 use super::decide::{self, FileRead, FirstStep};
 use super::state::{Fact, ServiceState, StateStore};
 use crate::digest::sha256_hex;
+use crate::event::wire::Ha;
 use crate::event::{Outcome, SyncEvent};
+use crate::kea::ha::{Relationship, Reported};
 use crate::kea::{ConfigHash, ControlChannel, KeaError, Service, Status};
 use crate::upstream::OutboxHandle;
 use crate::validate::{
@@ -49,6 +55,8 @@ pub enum Next {
     RecheckAfterSettle,
     /// Kea (or the validator) could not be reached: retry with backoff.
     Retry,
+    /// The reload is held for the HA pair: look again after this long.
+    Hold(Duration),
 }
 
 /// The result of one check: its events (usually one; none when there is
@@ -111,6 +119,10 @@ struct Found {
     serving: Option<bool>,
     /// Kea ran changes in no file before the reload: sent first.
     runtime: Option<reload::Runtime>,
+    /// HA as the step left it (empty: as last seen).
+    ha: Vec<Ha<String>>,
+    /// What the operator should know though the step succeeded.
+    warnings: Vec<String>,
 }
 
 impl Found {
@@ -124,6 +136,8 @@ impl Found {
             rolled_back: None,
             serving: None,
             runtime: None,
+            ha: Vec::new(),
+            warnings: Vec::new(),
         }
     }
 
@@ -173,6 +187,14 @@ pub struct ServiceSync {
     validation: Thoroughness,
     /// `runtime_changes` of the service's table.
     runtime_changes: RuntimeChanges,
+    /// The `[ha]` table.
+    ha: HaSettings,
+    /// A reload held for the HA pair.
+    hold: Option<ha::Hold>,
+    /// The HA relationships of the files as last parsed.
+    ha_declared: Vec<Relationship>,
+    /// The HA relationships Kea reported at the last status-get.
+    ha_reported: Vec<Reported>,
     /// Why `-T` is not used, as last said (said again only when it changes).
     told_depth: Option<String>,
     /// Where upstream events are made durable before the state records
@@ -237,6 +259,10 @@ impl ServiceSync {
             mode,
             validation: config.validation,
             runtime_changes: config.runtime_changes,
+            ha: config.ha,
+            hold: None,
+            ha_declared: Vec::new(),
+            ha_reported: Vec::new(),
             told_depth: None,
             outbox,
             held: Held::default(),
@@ -383,6 +409,7 @@ impl ServiceSync {
             return Ok(Look::Quiet(Next::RecheckAfterSettle));
         };
         let status = self.channel.status_get().await?;
+        self.saw_status(&status);
         let fresh_kea = self.meet(status.pid).await?;
         if fresh_kea && self.kea_loaded(&status, &expanded.files) {
             let text = "Kea loaded this content itself when it started";
@@ -393,21 +420,33 @@ impl ServiceSync {
             return Ok(self.in_sync(self.live().await?, text));
         }
         let depth = self.depth(read);
-        match self.validate(read, depth).await {
-            Ok(validation) => {
-                if let Verdict::Invalid(text) = validation.verdict {
-                    return Ok(Found::refused(text));
+        // A reload held for the HA pair was validated before the hold.
+        if !self
+            .hold
+            .as_ref()
+            .is_some_and(|h| h.validated(&read.file, depth))
+        {
+            match self.validate(read, depth).await {
+                Ok(validation) => {
+                    if let Verdict::Invalid(text) = validation.verdict {
+                        self.hold = None;
+                        return Ok(Found::refused(text));
+                    }
                 }
+                Err(ValidateError::ConfigTest { source, .. }) => return Err(source),
+                Err(error) => return Ok(unreachable(format!("cannot validate: {error}"))),
             }
-            Err(ValidateError::ConfigTest { source, .. }) => return Err(source),
-            Err(error) => return Ok(unreachable(format!("cannot validate: {error}"))),
         }
         // The files must still be what was validated; else check again.
         if self.read_files().file != read.file {
             tracing::info!(service = %self.service, "config changed during validation; checking again");
             return Ok(Look::Quiet(Next::RecheckAfterSettle));
         }
-        self.reload(read, &status, fresh_kea).await
+        let ha = match self.ha_gate(read, depth).await? {
+            ha::HaStep::Go(ha) => ha,
+            ha::HaStep::Stop(look) => return Ok(look),
+        };
+        self.reload(read, &status, fresh_kea, &ha).await
     }
 
     /// The full check's look at Kea when the files are unchanged: a
@@ -415,6 +454,7 @@ impl ServiceSync {
     /// back a drift; both only when the upstream lacks that config.
     async fn watch_live(&mut self, read: &Read) -> Result<Look, KeaError> {
         let status = self.channel.status_get().await?;
+        self.saw_status(&status);
         let fresh_kea = self.meet(status.pid).await?;
         // Kea 2.4+ answers the hash alone, cheaply: skip config-get when it is known.
         if let ConfigHash::Hash(hash) = self.channel.config_hash_get().await?
@@ -456,6 +496,8 @@ impl ServiceSync {
             rolled_back,
             serving,
             runtime,
+            ha,
+            warnings,
         } = found;
         let mut events = Vec::new();
         if let Some(runtime) = runtime {
@@ -496,6 +538,10 @@ impl ServiceSync {
         let mut main = self.event(outcome, read, text, detected_at);
         main.rolled_back = rolled_back;
         main.serving = serving;
+        main.warnings = warnings;
+        if !ha.is_empty() {
+            main.ha = ha;
+        }
         events.push(main);
         if let Some(live) = live {
             match outcome {
@@ -687,14 +733,21 @@ impl ServiceSync {
         })
     }
 
-    /// Reads the files (and remembers which they are, for the watcher).
+    /// Reads the files (and remembers which they are, for the watcher, and
+    /// the HA relationships they declare, for the events).
     fn read_files(&mut self) -> Read {
         self.read_at = Some(SystemTime::now());
         let read = read_config(&self.config_file, &self.include_base);
         if let Some(expanded) = &read.expanded {
             self.files.clone_from(&expanded.files);
+            self.ha_declared.clone_from(&read.facts(self.service).ha);
         }
         read
+    }
+
+    /// Remembers what status-get said of HA.
+    fn saw_status(&mut self, status: &Status) {
+        self.ha_reported = crate::kea::ha::reported(status.high_availability.as_ref());
     }
 
     /// How long the files have been left alone (since the newest mtime).
@@ -770,6 +823,8 @@ impl ServiceSync {
             finished_at: SystemTime::now(),
             rolled_back: None,
             serving: None,
+            ha: ha::reports(&self.ha_declared, &self.ha_reported),
+            warnings: Vec::new(),
             config: None,
         }
     }

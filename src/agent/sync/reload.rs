@@ -7,6 +7,7 @@
 //! Never leave DHCP worse than it was.
 
 use super::files::{ConfigFacts, Read};
+use super::ha::HaBefore;
 use super::{Found, Live, Look, ServiceSync, seconds};
 use crate::agent::config::RuntimeChanges;
 use crate::agent::decide::{self, Serving};
@@ -61,6 +62,7 @@ impl ServiceSync {
         read: &Read,
         status: &Status,
         fresh_kea: bool,
+        ha: &HaBefore,
     ) -> Result<Look, KeaError> {
         let (before, runtime) = self.before_reload(status, fresh_kea).await?;
         if runtime.is_some() && self.runtime_changes == RuntimeChanges::Keep {
@@ -77,7 +79,15 @@ impl ServiceSync {
                 .verify(&before, &interfaces_after, started.elapsed())
                 .await?
             {
-                Verified::Done(found) => return Ok(with_runtime(Look::Found(found), runtime)),
+                Verified::Done(found) => {
+                    let applied = found.outcome == Outcome::Applied;
+                    let found = Found {
+                        ha: self.ha_after(ha, applied).await,
+                        warnings: if applied { ha.warnings() } else { Vec::new() },
+                        ..found
+                    };
+                    return Ok(with_runtime(Look::Found(found), runtime));
+                }
                 Verified::NotServing(why) => {
                     format!("config-reload answered success but Kea no longer serves DHCP: {why}")
                 }
@@ -105,6 +115,10 @@ impl ServiceSync {
                     "{failure}. No last good config was kept, so nothing was rolled back"
                 ))
             }
+        };
+        let found = Found {
+            ha: self.ha_after(ha, false).await,
+            ..found
         };
         Ok(with_runtime(Look::Found(found), runtime))
     }

@@ -1,6 +1,8 @@
 //! The agent's decisions as pure functions over plain data, so each rule is a
 //! table-driven test and the IO around them stays thin.
 
+pub mod ha;
+
 use super::state::ServiceState;
 use crate::kea::Service;
 use crate::kea::sockets::Bound;
