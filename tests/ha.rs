@@ -402,6 +402,15 @@ fn an_edit_of_the_primary_reloads_it_and_the_pair_returns_to_hot_standby() {
         "the standby is not touched"
     );
     assert_eq!(pair.members[1].kea.reload_count(), 0);
+    // `check` asks the partner the way the agent will before every reload.
+    let check = pair.members[0].agent.run("check");
+    let out = String::from_utf8_lossy(&check.stdout).into_owned()
+        + &String::from_utf8_lossy(&check.stderr);
+    assert!(
+        out.contains("HA: server1 (primary, hot-standby), partner server2")
+            && out.contains("answers ha-heartbeat: hot-standby"),
+        "{out}"
+    );
     // The start-up snapshot told the roles too, before any reload.
     let snapshot = &pair.events(1, "snapshot")[0];
     assert_eq!(snapshot["ha"]["role"], "standby", "{snapshot}");

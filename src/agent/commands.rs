@@ -8,9 +8,10 @@ use super::sync::{Mode, Next, ServiceSync, Trigger};
 use crate::dialect::{self, Style};
 use crate::event::wire::Identity;
 use crate::event::{Outcome, SyncEvent};
-use crate::kea::Service;
+use crate::kea::ha::{self, PARTNER_TIMEOUT, Relationship};
+use crate::kea::{ControlChannel, Service};
 use crate::upstream::OutboxHandle;
-use crate::validate::{Depth, LoadFacts, Validator, Verdict, choose_depth};
+use crate::validate::{Depth, LoadFacts, Validator, Verdict, choose_depth, service_members};
 use std::time::SystemTime;
 
 /// How long `apply` waits for a file that does not parse yet to settle.
@@ -168,9 +169,13 @@ async fn check_service(service: &ServiceConfig, findings: &mut Vec<Finding>) {
     let include_base = service.resolve_include_base();
     let file = &service.config_file;
     let mut facts = LoadFacts::default();
+    let mut relationships = Vec::new();
     match dialect::expand_file(file, &include_base, Style::Compact) {
         Ok(expanded) => {
             facts = LoadFacts::of(&expanded.json, name);
+            relationships = service_members(&expanded.json, name)
+                .map(|members| ha::relationships(members.get("hooks-libraries").copied()))
+                .unwrap_or_default();
             findings.push(finding(
                 true,
                 format!("{name} config {}", file.display()),
@@ -237,5 +242,40 @@ async fn check_service(service: &ServiceConfig, findings: &mut Vec<Finding>) {
             )),
         },
         Err(error) => findings.push(finding(false, subject, error.to_string())),
+    }
+    for relationship in &relationships {
+        check_ha_partner(name, relationship, findings).await;
+    }
+}
+
+/// Whether the HA partner answers ha-heartbeat as the agent will ask it
+/// before every reload of this server.
+async fn check_ha_partner(name: Service, relationship: &Relationship, findings: &mut Vec<Finding>) {
+    let role = relationship.role();
+    let Some(partner) = relationship.partner() else {
+        findings.push(finding(
+            false,
+            format!("{name} HA ({})", relationship.this_server),
+            "no partner among the peers: check this-server-name and peers",
+        ));
+        return;
+    };
+    let subject = format!(
+        "{name} HA: {} ({role}, {}), partner {} at {}",
+        relationship.this_server, relationship.mode, partner.name, partner.url
+    );
+    let asked = match ControlChannel::to_ha_peer(name, partner, relationship, PARTNER_TIMEOUT) {
+        Ok(channel) => channel.ha_heartbeat().await,
+        Err(error) => Err(error),
+    };
+    match asked {
+        Ok(state) => findings.push(finding(true, subject, format!("answers ha-heartbeat: {state}"))),
+        Err(error) => findings.push(finding(
+            false,
+            subject,
+            format!(
+                "does not answer ha-heartbeat ({error}); before a reload the agent then relies on what this server last heard from it, and holds the reload when that is not recent"
+            ),
+        )),
     }
 }

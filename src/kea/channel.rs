@@ -2,9 +2,11 @@
 //! commands the agent uses.
 
 use super::error::KeaError;
+use super::ha::{Peer, Relationship};
 use super::reply::{Outcome, Reply, strip_hash};
-use super::{Command, HttpControl, UnixControl};
+use super::{Command, HttpControl, HttpOptions, Password, Service, UnixControl};
 use serde_json::value::RawValue;
+use std::time::Duration;
 
 /// How many times a read-only command is sent again after a garbled reply:
 /// Kea silently truncates replies to clients it thinks stalled.
@@ -49,6 +51,28 @@ pub enum ConfigHash {
 }
 
 impl ControlChannel {
+    /// How this server's HA reaches `peer` of `relationship` (its URL, and
+    /// the credentials and TLS files of the HA config): the agent asks the
+    /// partner's state the way the partner's HA would be asked.
+    pub fn to_ha_peer(
+        service: Service,
+        peer: &Peer,
+        relationship: &Relationship,
+        timeout: Duration,
+    ) -> Result<ControlChannel, KeaError> {
+        let options = HttpOptions {
+            service: Some(service),
+            user: peer.user.clone(),
+            password_file: peer.password_file.clone(),
+            password: peer.password.clone().map(Password::new),
+            ca_file: relationship.trust_anchor.clone(),
+            client_cert: relationship.cert_file.clone(),
+            client_key: relationship.key_file.clone(),
+            timeout,
+        };
+        Ok(ControlChannel::Http(HttpControl::new(&peer.url, &options)?))
+    }
+
     /// The socket path or URL, for messages.
     pub fn endpoint(&self) -> String {
         match self {

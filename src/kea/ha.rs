@@ -7,6 +7,10 @@ use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 use std::path::PathBuf;
+use std::time::Duration;
+
+/// How long a partner may take to answer ha-heartbeat.
+pub const PARTNER_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The HA states a server is in while the pair serves as designed.
 pub const NORMAL_STATES: [&str; 4] = ["hot-standby", "load-balancing", "passive-backup", "backup"];

@@ -12,13 +12,11 @@ use crate::agent::decide::FileRead;
 use crate::agent::decide::ha::{self as rules, Followed, Gate, HOLD_POLL, Pair, Seen};
 use crate::event::Outcome;
 use crate::event::wire::Ha;
-use crate::kea::ha::{self, Peer, Relationship};
-use crate::kea::{ControlChannel, HttpControl, HttpOptions, KeaError, Password};
+use crate::kea::ha::{self, PARTNER_TIMEOUT, Peer, Relationship};
+use crate::kea::{ControlChannel, KeaError};
 use crate::validate::Depth;
 use std::time::{Duration, Instant};
 
-/// How long a partner may take to answer ha-heartbeat.
-const PARTNER_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often the state is looked at while following a reload.
 const FOLLOW_POLL: Duration = Duration::from_millis(100);
 /// A partner state this server heard at most this many seconds ago counts
@@ -64,7 +62,15 @@ pub(super) enum HaStep {
 impl ServiceSync {
     /// The HA gate before a reload of `read`, validated at `depth`.
     pub(super) async fn ha_gate(&mut self, read: &Read, depth: Depth) -> Result<HaStep, KeaError> {
-        let pairs = self.ha_pairs(&read.facts(self.service).ha).await?;
+        let declared = &read.facts(self.service).ha;
+        // No HA in the files, none at the status-get of this check: nothing to ask.
+        if declared.is_empty() && self.ha_reported.is_empty() {
+            return Ok(HaStep::Go(HaBefore {
+                pairs: Vec::new(),
+                warnings: Vec::new(),
+            }));
+        }
+        let pairs = self.ha_pairs(declared).await?;
         let go = |pairs, warnings| Ok(HaStep::Go(HaBefore { pairs, warnings }));
         if pairs.iter().all(|p| p.reported.is_none()) {
             self.hold = None;
@@ -163,8 +169,20 @@ impl ServiceSync {
             .collect();
         let started = Instant::now();
         let (pairs, errors) = loop {
-            let Ok(pairs) = self.ha_pairs(&declared).await else {
-                break (before.pairs.clone(), vec![None; before.pairs.len()]);
+            let pairs = match self.ha_pairs(&declared).await {
+                Ok(pairs) => pairs,
+                Err(error) => {
+                    let unknown = before
+                        .pairs
+                        .iter()
+                        .map(|pair| Pair {
+                            reported: None,
+                            ..pair.clone()
+                        })
+                        .collect();
+                    let why = format!("the HA state cannot be read after the reload: {error}");
+                    break (unknown, vec![Some(why); before.pairs.len()]);
+                }
             };
             let verdicts: Vec<Followed> = before
                 .pairs
@@ -241,20 +259,11 @@ impl ServiceSync {
 
     /// ha-heartbeat to `peer`, as this server's HA would send it.
     async fn ask_partner(&self, peer: &Peer, relationship: &Relationship) -> Option<String> {
-        let options = HttpOptions {
-            service: Some(self.service),
-            user: peer.user.clone(),
-            password_file: peer.password_file.clone(),
-            password: peer.password.clone().map(Password::new),
-            ca_file: relationship.trust_anchor.clone(),
-            client_cert: relationship.cert_file.clone(),
-            client_key: relationship.key_file.clone(),
-            timeout: PARTNER_TIMEOUT,
-        };
-        let asked = match HttpControl::new(&peer.url, &options) {
-            Ok(http) => ControlChannel::Http(http).ha_heartbeat().await,
-            Err(error) => Err(error),
-        };
+        let asked =
+            match ControlChannel::to_ha_peer(self.service, peer, relationship, PARTNER_TIMEOUT) {
+                Ok(partner) => partner.ha_heartbeat().await,
+                Err(error) => Err(error),
+            };
         match asked {
             Ok(state) => Some(state),
             Err(error) => {
