@@ -1,6 +1,7 @@
 //! kea-sync-agent: parse the command line, start logging, hand over to the library.
 
 use clap::Parser;
+use kea_sync_agent::agent::config::LogFormat;
 use kea_sync_agent::cli::{Cli, execute};
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -9,15 +10,16 @@ use tracing_subscriber::EnvFilter;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Logs go to stderr so stdout stays clean JSON for scripts.
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("KEA_SYNC_AGENT_LOG")
-                .unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
+    let filter =
+        EnvFilter::try_from_env("KEA_SYNC_AGENT_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format() {
+        LogFormat::Json => logs.json().with_current_span(false).init(),
         // Colour only for a person at a terminal: journald stores escapes as binary.
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

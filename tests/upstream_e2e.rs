@@ -688,14 +688,14 @@ fn refused_event_goes_to_dead_with_its_reply_and_later_events_still_flow() {
 
 /// docs/upstream-api.md: a snapshot is "sent at agent start ... when its hash differs from
 /// the last one delivered". A refused event was not delivered: once the cause is fixed (a
-/// rotated token here) and the agent restarted, the receiver must get the config Kea runs,
-/// or it keeps the one from before the refused edit until the next edit.
+/// receiver that refused the body here) and the agent restarted, the receiver must get the
+/// config Kea runs, or it keeps the one from before the refused edit until the next edit.
 #[test]
 fn after_a_refused_event_a_restart_delivers_the_live_config_as_snapshot() {
     let s = Setup::start(AgentOptions::default());
     s.startup_snapshot();
     s.receiver
-        .set_answer(Answer::Refuse(401, "token revoked".into()));
+        .set_answer(Answer::Refuse(400, "not a valid event".into()));
     s.edit_and_wait_live(4250);
     s.wait("the refused event in dead/", WAIT, |s| {
         !s.agent.dead().is_empty()
@@ -810,7 +810,11 @@ fn token_never_reaches_the_log_and_a_world_readable_token_file_is_refused() {
     s.receiver
         .set_answer(Answer::Refuse(401, "bad token".into()));
     s.edit_and_wait_live(4800);
-    s.wait("the 401 buried", WAIT, |s| !s.agent.dead().is_empty());
+    s.wait("the 401 logged", WAIT, |s| {
+        s.agent
+            .log()
+            .contains("upstream refuses the agent's credentials")
+    });
     let status = s.agent.stop();
     assert!(status.success(), "SIGTERM: {status}");
     let log = s.agent.log();
@@ -928,22 +932,48 @@ fn sequences(receiver: &Receiver, service: &str) -> Vec<u64> {
 }
 
 #[test]
-fn apply_beside_a_running_daemon_is_refused_and_sequences_never_repeat() {
+fn apply_beside_a_running_daemon_runs_inside_it_and_sequences_never_repeat() {
     let s = Setup::start(AgentOptions::default());
     s.startup_snapshot();
     s.edit_and_wait_live(4200);
     s.applied_event(4200, WAIT);
 
-    // An operator's `apply` while the daemon runs: refused, naming the daemon.
+    // An operator's `apply` while the daemon runs: the daemon runs the check (its
+    // own watcher may have applied the edit a moment before: then it is unchanged).
     edit_lifetime(&s.kea, 4300);
     let apply = s.agent.run("apply");
+    let stdout = String::from_utf8_lossy(&apply.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&apply.stderr);
+    assert_eq!(
+        apply.status.code(),
+        Some(0),
+        "apply's exit\n{stdout}\n{stderr}"
+    );
+    let event: Value = serde_json::from_str(stdout.trim()).expect("one event, as JSON");
+    assert!(
+        ["applied", "unchanged"].contains(&event["outcome"].as_str().unwrap_or_default()),
+        "{event}"
+    );
+    assert!(
+        s.agent.log().contains("apply asked through the admin API"),
+        "{}",
+        s.context()
+    );
+    // Without an admin socket that answers: refused, naming the daemon.
+    let elsewhere = s.agent.dir().join("elsewhere.toml");
+    let text = fs::read_to_string(s.agent.toml()).expect("agent.toml");
+    let socket = s.agent.admin_socket().display().to_string();
+    fs::write(&elsewhere, text.replace(&socket, "/nonexistent/admin.sock")).expect("write");
+    let apply = common::agent::run_agent(&["apply", "--config", &elsewhere.to_string_lossy()]);
     let stderr = String::from_utf8_lossy(&apply.stderr);
     assert_eq!(apply.status.code(), Some(2), "apply's exit\n{stderr}");
     assert!(apply.stdout.is_empty(), "no event printed: {apply:?}");
     let state_dir = s.agent.state_dir().display().to_string();
     assert!(
-        stderr.contains(&state_dir) && stderr.contains(&format!("pid {}", s.agent.pid())),
-        "the refusal names the state dir and the daemon's pid: {stderr}"
+        stderr.contains(&state_dir)
+            && stderr.contains(&format!("pid {}", s.agent.pid()))
+            && stderr.contains("/nonexistent/admin.sock"),
+        "the refusal names the state dir, the daemon's pid and the socket: {stderr}"
     );
     // The daemon applies that edit itself, and one more.
     s.applied_event(4300, WAIT);

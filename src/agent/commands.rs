@@ -96,6 +96,7 @@ pub fn apply_exit_code(events: &[SyncEvent]) -> u8 {
 fn unreachable_event(service: &ServiceConfig, text: String) -> SyncEvent {
     let now = SystemTime::now();
     SyncEvent {
+        id: None,
         service: service.service,
         outcome: Outcome::Unreachable,
         file: service.config_file.clone(),

@@ -67,6 +67,15 @@ pub struct AgentSettings {
     pub settle: Duration,
     /// Safety-net re-check of every service; None when switched off (0).
     pub check_interval: Option<Duration>,
+    /// The admin API's unix socket (`status`, `outbox`, `apply` beside a daemon).
+    pub admin_socket: PathBuf,
+    /// The group the admin socket is given (mode 0660); None: the agent's own.
+    pub admin_group: Option<String>,
+    /// Where the read-only admin API (status, events, metrics) also listens
+    /// on TCP; None: nowhere.
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// How log lines are written to stderr.
+    pub log_format: LogFormat,
 }
 
 impl Default for AgentSettings {
@@ -75,8 +84,23 @@ impl Default for AgentSettings {
             state_dir: PathBuf::from(DEFAULT_STATE_DIR),
             settle: DEFAULT_SETTLE,
             check_interval: Some(DEFAULT_CHECK_INTERVAL),
+            admin_socket: PathBuf::from(super::admin::DEFAULT_ADMIN_SOCKET),
+            admin_group: None,
+            metrics_listen: None,
+            log_format: LogFormat::default(),
         }
     }
+}
+
+/// `[agent] log_format` and `--log-format`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One line of text per record (journald captures stderr).
+    #[default]
+    Text,
+    /// One JSON object per record, for log shippers.
+    Json,
 }
 
 /// Where an [`AgentConfig`] came from.

@@ -11,23 +11,26 @@
 //! and reload triggers ([`Triggers`]). The binary turns SIGTERM and SIGHUP
 //! into those (`signals.rs`); a test pulls them itself.
 
+use super::admin::server::{self as admin_server, AdminState};
+use super::admin::{self, Applied, ApplyRequest, SharedBoard};
 use super::config::{AgentConfig, ConfigError, ServiceChange, ServiceConfig, reconfiguration};
 use super::decide;
 use super::lock::{LockError, StateDirLock};
 use super::state::StateStore;
 use super::sync::{Mode, Next, ServiceSync, Trigger};
 use super::systemd::Notifier;
-use crate::event::Outcome;
 use crate::event::wire::Identity;
+use crate::event::{Outcome, SyncEvent};
 use crate::kea::Service;
+use crate::metrics::{Metrics, OutcomeLabels};
 use crate::shutdown::{self, Shutdown, ShutdownTrigger};
 use crate::upstream::sink::SinkError;
-use crate::upstream::{OutboxError, OutboxHandle, Pusher};
+use crate::upstream::{Deliveries, OutboxError, OutboxHandle, Pusher};
 use crate::watch::{BATCH_QUIET, ConfigWatcher, WatchError, WatchSignal};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
-use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::mpsc::{self, UnboundedReceiver};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, Interval};
 
@@ -58,6 +61,10 @@ pub struct DaemonIo {
     pub outbox: OutboxHandle,
     pub watcher: ConfigWatcher,
     pub watch_signals: UnboundedReceiver<WatchSignal>,
+    /// The admin API's unix socket; None when it could not be opened.
+    pub admin: Option<tokio::net::UnixListener>,
+    /// The read-only admin API on TCP (`[agent] metrics_listen`).
+    pub metrics: Option<tokio::net::TcpListener>,
 }
 
 impl DaemonIo {
@@ -70,11 +77,36 @@ impl DaemonIo {
             Identity::of_this_host(),
         )?;
         let (watcher, watch_signals) = ConfigWatcher::new()?;
+        let agent = &config.agent;
+        // Without its admin socket the agent still does its job: say so, go on.
+        let admin = match admin::socket::bind(&agent.admin_socket, agent.admin_group.as_deref()) {
+            Ok(listener) => Some(listener),
+            Err(error) => {
+                tracing::warn!("{error}; `kea-sync-agent status` cannot ask this agent");
+                None
+            }
+        };
+        let metrics = agent.metrics_listen.and_then(|address| {
+            let bound = std::net::TcpListener::bind(address)
+                .and_then(|listener| {
+                    listener.set_nonblocking(true)?;
+                    tokio::net::TcpListener::from_std(listener)
+                });
+            match bound {
+                Ok(listener) => Some(listener),
+                Err(error) => {
+                    tracing::error!("[agent] metrics_listen {address}: {error}; metrics only on the admin socket");
+                    None
+                }
+            }
+        });
         Ok(DaemonIo {
             lock,
             outbox,
             watcher,
             watch_signals,
+            admin,
+            metrics,
         })
     }
 }
@@ -100,6 +132,8 @@ struct Slot {
     full: bool,
     /// The last outcome, for systemd's status line.
     last_outcome: Option<Outcome>,
+    /// The next check answers an apply through the admin API.
+    apply_waiting: Vec<tokio::sync::oneshot::Sender<Applied>>,
     /// When to try again to queue events the outbox could not take.
     held_due: Option<Instant>,
     held_attempt: u32,
@@ -114,6 +148,7 @@ impl Slot {
             attempt: 0,
             full: true,
             last_outcome: None,
+            apply_waiting: Vec::new(),
             held_due: None,
             held_attempt: 0,
         }
@@ -155,6 +190,14 @@ pub struct Daemon {
     ready: bool,
     /// The files the watcher was last given.
     watched: BTreeSet<PathBuf>,
+    /// What the admin API shows.
+    board: SharedBoard,
+    metrics: Metrics,
+    deliveries: Deliveries,
+    /// Applies asked through the admin API.
+    applies: mpsc::Receiver<ApplyRequest>,
+    /// The admin API's tasks and what stops them.
+    admin: Vec<(ShutdownTrigger, JoinHandle<()>)>,
 }
 
 impl Daemon {
@@ -163,9 +206,43 @@ impl Daemon {
     pub fn new(
         config: AgentConfig,
         config_path: Option<PathBuf>,
-        io: DaemonIo,
+        mut io: DaemonIo,
     ) -> Result<Daemon, DaemonError> {
-        let pusher = start_pusher(&config, &io.outbox, None)?;
+        let metrics = Metrics::new();
+        for service in &config.services {
+            metrics.add_service(service.service);
+        }
+        let deliveries = Deliveries::default();
+        let pusher = start_pusher(&config, &io.outbox, None, &deliveries, &metrics)?;
+        let board = SharedBoard::new(config.source.to_string());
+        let (apply, applies) = mpsc::channel(8);
+        let state = AdminState {
+            board: board.clone(),
+            outbox: io.outbox.clone(),
+            deliveries: deliveries.clone(),
+            metrics: metrics.clone(),
+            apply,
+        };
+        let mut admin = Vec::new();
+        if let Some(listener) = io.admin.take() {
+            let (stop, shutdown) = shutdown::channel();
+            let task = tokio::spawn(admin_server::serve(
+                listener,
+                state.clone(),
+                false,
+                shutdown,
+            ));
+            tracing::info!(socket = %config.agent.admin_socket.display(), "admin API listening");
+            admin.push((stop, task));
+        }
+        if let Some(listener) = io.metrics.take() {
+            let (stop, shutdown) = shutdown::channel();
+            if let Ok(address) = listener.local_addr() {
+                tracing::info!(%address, "read-only admin API and /metrics listening on TCP");
+            }
+            let task = tokio::spawn(admin_server::serve(listener, state, true, shutdown));
+            admin.push((stop, task));
+        }
         let slots = config
             .services
             .iter()
@@ -181,6 +258,11 @@ impl Daemon {
             notifier: Notifier::from_env(),
             ready: false,
             watched: BTreeSet::new(),
+            board,
+            metrics,
+            deliveries,
+            applies,
+            admin,
         };
         daemon.watch_current_files();
         daemon.make_all_due(Duration::ZERO, true);
@@ -208,6 +290,7 @@ impl Daemon {
                 () = tick(watchdog.as_mut()) => self.notifier.watchdog(),
                 Some(()) = reload.recv() => self.reload_agent_config(),
                 Some(signal) = self.io.watch_signals.recv() => self.on_watch_signal(signal),
+                Some(request) = self.applies.recv() => self.on_apply(request),
                 () = tick(self.periodic.as_mut()) => self.make_all_due(Duration::ZERO, true),
                 () = sleep_until(next_due) => {
                     if !self.run_due_checks(&mut shutdown).await {
@@ -218,6 +301,10 @@ impl Daemon {
         }
         self.notifier.stopping();
         tracing::info!("kea-sync-agent stopping");
+        for (stop, task) in std::mem::take(&mut self.admin) {
+            stop.trigger();
+            let _ = tokio::time::timeout(Duration::from_secs(1), task).await;
+        }
         if let Some(pusher) = self.pusher.take() {
             stop_pusher(pusher).await;
         }
@@ -245,6 +332,7 @@ impl Daemon {
             } else {
                 Trigger::Change
             };
+            let started = std::time::Instant::now();
             let checked = {
                 let check = slot.sync.check(detected_at, trigger);
                 tokio::pin!(check);
@@ -265,6 +353,25 @@ impl Daemon {
             };
             if let Some(event) = checked.events.last() {
                 slot.last_outcome = Some(event.outcome);
+            }
+            record_metrics(&self.metrics, service, &checked.events, started.elapsed());
+            self.board
+                .lock()
+                .checked(slot.sync.status(), &checked.events);
+            let applied = Applied {
+                events: checked.events.iter().map(|e| serde_json::to_value(e).unwrap_or_default()).collect(),
+                note: checked.events.is_empty().then(|| match checked.next {
+                    Next::Idle => "nothing new: the files are as last applied or reported".to_string(),
+                    Next::RecheckAfterSettle => "the files do not parse yet (a writer may be mid-write); looking again after settling".into(),
+                    Next::Retry => "Kea could not be reached; retrying with backoff".into(),
+                    Next::Hold(_) => format!(
+                        "the reload waits for the HA pair: {}",
+                        slot.sync.status().reload_held.unwrap_or_default()
+                    ),
+                }),
+            };
+            for waiting in slot.apply_waiting.drain(..) {
+                let _ = waiting.send(applied.clone());
             }
             match checked.next {
                 Next::Idle => slot.attempt = 0,
@@ -327,6 +434,24 @@ impl Daemon {
         )
     }
 
+    /// An apply through the admin API: the service's check runs at once,
+    /// and its result answers the request.
+    fn on_apply(&mut self, request: ApplyRequest) {
+        match self
+            .slots
+            .iter_mut()
+            .find(|s| s.sync.service == request.service)
+        {
+            Some(slot) => {
+                tracing::info!(service = %request.service, "apply asked through the admin API");
+                slot.make_due(Duration::ZERO);
+                slot.apply_waiting.push(request.reply);
+            }
+            // Dropping the reply tells the server the service is not managed.
+            None => drop(request),
+        }
+    }
+
     fn on_watch_signal(&mut self, signal: WatchSignal) {
         match signal {
             WatchSignal::Changed { paths, complete } => {
@@ -336,6 +461,10 @@ impl Daemon {
                 for slot in &mut self.slots {
                     if slot.sync.files().iter().any(|f| paths.contains(f)) {
                         matched = true;
+                        self.metrics
+                            .changes_seen
+                            .get_or_create(&Metrics::service(slot.sync.service))
+                            .inc();
                         slot.make_due(settle);
                         slot.sync.speculate(complete);
                     }
@@ -392,6 +521,8 @@ impl Daemon {
                 self.io.outbox.clone(),
                 new.upstream.as_ref(),
                 &new.hooks,
+                self.deliveries.clone(),
+                self.metrics.clone(),
             )?)
         } else {
             None
@@ -405,6 +536,7 @@ impl Daemon {
         for change in plan.services {
             match change {
                 ServiceChange::Removed(service) => {
+                    self.board.lock().remove(service);
                     if take_old(service).is_some_and(|old| old.sync.holds_events()) {
                         tracing::warn!(%service, "no longer managed: its events held back for a full state dir are dropped");
                     } else {
@@ -413,6 +545,7 @@ impl Daemon {
                 }
                 ServiceChange::Unchanged(service) => self.slots.extend(take_old(service)),
                 ServiceChange::Added(config) | ServiceChange::Changed(config) => {
+                    self.metrics.add_service(config.service);
                     let Some(at) = fresh.iter().position(|(s, _)| *s == config.service) else {
                         continue;
                     };
@@ -491,8 +624,16 @@ fn start_pusher(
     config: &AgentConfig,
     outbox: &OutboxHandle,
     previous: Option<RunningPusher>,
+    deliveries: &Deliveries,
+    metrics: &Metrics,
 ) -> Result<Option<RunningPusher>, SinkError> {
-    let pusher = Pusher::new(outbox.clone(), config.upstream.as_ref(), &config.hooks)?;
+    let pusher = Pusher::new(
+        outbox.clone(),
+        config.upstream.as_ref(),
+        &config.hooks,
+        deliveries.clone(),
+        metrics.clone(),
+    )?;
     Ok(run_pusher(pusher, config, previous))
 }
 
@@ -530,6 +671,67 @@ async fn stop_pusher(pusher: RunningPusher) {
     if tokio::time::timeout(PUSHER_GRACE, &mut task).await.is_err() {
         tracing::warn!("upstream delivery in flight did not finish in time; it stays queued");
         task.abort();
+    }
+}
+
+/// What a check's events say for the metrics.
+fn record_metrics(metrics: &Metrics, service: Service, events: &[SyncEvent], took: Duration) {
+    let label = Metrics::service(service);
+    let reload = |outcome: &str| {
+        metrics
+            .reloads
+            .get_or_create(&OutcomeLabels {
+                service: service.name().to_string(),
+                outcome: outcome.to_string(),
+            })
+            .inc();
+    };
+    for event in events {
+        let reachable = event.outcome != Outcome::Unreachable;
+        metrics
+            .kea_reachable
+            .get_or_create(&label)
+            .set(i64::from(reachable));
+        match event.outcome {
+            Outcome::Applied => {
+                reload("applied");
+                if let Ok(edit_to_live) = event.finished_at.duration_since(event.detected_at) {
+                    metrics
+                        .edit_to_live
+                        .get_or_create(&label)
+                        .observe(edit_to_live.as_secs_f64());
+                }
+                metrics
+                    .last_apply
+                    .get_or_create(&label)
+                    .set(Metrics::unix_seconds(event.finished_at));
+                metrics
+                    .apply_duration
+                    .get_or_create(&label)
+                    .observe(took.as_secs_f64());
+            }
+            Outcome::Rejected => {
+                match event.rolled_back {
+                    Some(true) => reload("rolled_back"),
+                    Some(false) => reload("rejected"),
+                    // Never reached Kea's config-reload: the validator (or reader) refused it.
+                    None => {
+                        metrics.validation_failures.get_or_create(&label).inc();
+                    }
+                }
+                metrics
+                    .apply_duration
+                    .get_or_create(&label)
+                    .observe(took.as_secs_f64());
+            }
+            _ => {}
+        }
+        let states: Vec<(String, String)> = event
+            .ha
+            .iter()
+            .filter_map(|ha| Some((ha.this_server.clone(), ha.state_after.clone()?)))
+            .collect();
+        metrics.set_ha(service, &states);
     }
 }
 

@@ -396,6 +396,7 @@ mod tests {
         {
             let kind = outcome.kind().expect("an upstream outcome");
             let event = SyncEvent {
+                id: None,
                 service: Service::Dhcp6,
                 outcome,
                 file: "/etc/kea/kea-dhcp6.conf".into(),

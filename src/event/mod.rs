@@ -110,6 +110,10 @@ impl std::fmt::Display for Kind {
 /// One decision's record.
 #[derive(Debug, Serialize)]
 pub struct SyncEvent {
+    /// The upstream id (ULID) once the outbox took the event; None for
+    /// outcomes that stay local, and before.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
     pub service: Service,
     pub outcome: Outcome,
     /// The main config file.
@@ -153,6 +157,7 @@ impl SyncEvent {
         let sha = self.file_sha256.as_deref().unwrap_or("-");
         let hash = self.config_hash.as_deref().unwrap_or("-");
         let version = self.kea_version.as_deref().unwrap_or("-");
+        let event = self.id.as_deref().unwrap_or("-");
         let millis = self
             .finished_at
             .duration_since(self.detected_at)
@@ -160,7 +165,7 @@ impl SyncEvent {
             .unwrap_or(0);
         if self.serving == Some(false) {
             tracing::error!(
-                service = %self.service, outcome = ?self.outcome, file, file_sha256 = sha,
+                service = %self.service, event, outcome = ?self.outcome, file, file_sha256 = sha,
                 kea_version = version, config_hash = hash, took_ms = millis as u64,
                 rolled_back = self.rolled_back, serving = false, "{}", self.text
             );
@@ -168,12 +173,12 @@ impl SyncEvent {
         }
         match self.outcome {
             Outcome::Rejected | Outcome::Unreachable => tracing::warn!(
-                service = %self.service, outcome = ?self.outcome, file, file_sha256 = sha,
+                service = %self.service, event, outcome = ?self.outcome, file, file_sha256 = sha,
                 kea_version = version, config_hash = hash, took_ms = millis as u64,
                 rolled_back = self.rolled_back, serving = self.serving, "{}", self.text
             ),
             _ => tracing::info!(
-                service = %self.service, outcome = ?self.outcome, file, file_sha256 = sha,
+                service = %self.service, event, outcome = ?self.outcome, file, file_sha256 = sha,
                 kea_version = version, config_hash = hash, took_ms = millis as u64, "{}", self.text
             ),
         }
@@ -192,6 +197,7 @@ impl SyncEvent {
     /// A copy of the event without its config (which may be tens of MB).
     pub fn without_config(&self) -> SyncEvent {
         SyncEvent {
+            id: self.id.clone(),
             service: self.service,
             outcome: self.outcome,
             file: self.file.clone(),
@@ -214,6 +220,7 @@ impl SyncEvent {
 #[cfg(test)]
 pub(crate) fn example(outcome: Outcome, config: Option<&str>) -> SyncEvent {
     SyncEvent {
+        id: None,
         service: Service::Dhcp4,
         outcome,
         file: "/etc/kea/kea-dhcp4.conf".into(),

@@ -12,6 +12,20 @@ pub fn group_name(gid: u32) -> String {
     lookup("/etc/group", gid).unwrap_or_else(|| gid.to_string())
 }
 
+/// The gid of group `name` (a number is taken as it is).
+pub fn group_id(name: &str) -> Option<u32> {
+    if let Ok(gid) = name.parse() {
+        return Some(gid);
+    }
+    let text = std::fs::read_to_string("/etc/group").ok()?;
+    text.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        (fields.next()? == name)
+            .then(|| fields.nth(1)?.parse().ok())
+            .flatten()
+    })
+}
+
 /// The uid of the running process, read from /proc (no libc needed).
 pub fn current_uid() -> Option<u32> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;

@@ -5,10 +5,12 @@
 //! `crate::event`'s; nothing here knows the agent's pipeline.
 
 pub mod config;
+pub mod deliveries;
 pub mod outbox;
 pub mod pusher;
 pub mod sink;
 
 pub use config::{HookConfig, OutboxLimits, UpstreamConfig};
+pub use deliveries::Deliveries;
 pub use outbox::{OutboxError, OutboxHandle, UpstreamView};
 pub use pusher::Pusher;

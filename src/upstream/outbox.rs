@@ -29,6 +29,15 @@ pub enum OutboxError {
     },
 }
 
+/// Why dead events could not be queued again.
+#[derive(Debug, thiserror::Error)]
+pub enum ReviveError {
+    #[error(transparent)]
+    Outbox(#[from] OutboxError),
+    #[error("not in {dead}: {}; `kea-sync-agent outbox` lists the dead events and their ids", ids.join(", "))]
+    NotDead { ids: Vec<String>, dead: PathBuf },
+}
+
 /// One queued event, described by its file name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
@@ -77,6 +86,47 @@ impl Entry {
     pub fn carries_config(&self) -> bool {
         !self.trimmed && self.kind.carries_config()
     }
+
+    /// When the event was queued: its ULID's time.
+    pub fn queued_at(&self) -> Option<SystemTime> {
+        ulid::Ulid::from_string(&self.id)
+            .ok()
+            .map(|ulid| ulid.datetime())
+    }
+}
+
+/// An event a receiver refused, in `dead/` with the reply beside it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadEntry {
+    pub entry: Entry,
+    /// The receiver's reply (status line, then body).
+    pub reply: String,
+}
+
+/// Which dead events to queue again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Revive {
+    All,
+    Ids(Vec<String>),
+}
+
+/// The queued and dead events of a state dir, read from the disk alone (no
+/// lock: for `outbox` while no daemon answers).
+pub fn list_state_dir(state_dir: &Path) -> Result<(Vec<Entry>, Vec<DeadEntry>), OutboxError> {
+    let queued = list(&state_dir.join("outbox"))?;
+    let dead = list_dead(&state_dir.join("dead"))?;
+    Ok((queued, dead))
+}
+
+fn list_dead(dead: &Path) -> Result<Vec<DeadEntry>, OutboxError> {
+    Ok(list(dead)?
+        .into_iter()
+        .map(|entry| {
+            let reply = std::fs::read_to_string(dead.join(format!("{}.reply", entry.file_name())))
+                .unwrap_or_default();
+            DeadEntry { entry, reply }
+        })
+        .collect())
 }
 
 /// What to do to an entry to get back within bounds.
@@ -255,6 +305,22 @@ impl OutboxHandle {
         self.lock().limits = limits;
     }
 
+    /// The events in dead/, by service then sequence.
+    pub fn dead(&self) -> Result<Vec<DeadEntry>, OutboxError> {
+        list_dead(&self.lock().dead)
+    }
+
+    /// Queues dead events again, each under its own id and sequence (the
+    /// receiver takes the id as the idempotency key), by service and
+    /// sequence; an id not in dead/ is an error and nothing moves.
+    pub fn revive(&self, which: &Revive) -> Result<Vec<Entry>, ReviveError> {
+        let revived = self.lock().revive(which)?;
+        if !revived.is_empty() {
+            self.wake.notify_one();
+        }
+        Ok(revived)
+    }
+
     /// Events dropped to respect the bounds since start.
     pub fn dropped(&self) -> u64 {
         self.lock().dropped
@@ -396,6 +462,42 @@ impl Outbox {
             &self.delivered_file,
             &serde_json::to_vec(&self.delivered).unwrap_or_default(),
         )
+    }
+
+    fn revive(&mut self, which: &Revive) -> Result<Vec<Entry>, ReviveError> {
+        let dead = list(&self.dead)?;
+        let chosen: Vec<Entry> = match which {
+            Revive::All => dead,
+            Revive::Ids(ids) => {
+                let unknown: Vec<String> = ids
+                    .iter()
+                    .filter(|id| !dead.iter().any(|e| e.id == **id))
+                    .cloned()
+                    .collect();
+                if !unknown.is_empty() {
+                    return Err(ReviveError::NotDead {
+                        ids: unknown,
+                        dead: self.dead.clone(),
+                    });
+                }
+                dead.into_iter().filter(|e| ids.contains(&e.id)).collect()
+            }
+        };
+        for entry in &chosen {
+            let from = self.dead.join(entry.file_name());
+            let to = self.path(entry);
+            std::fs::rename(&from, &to).map_err(|source| OutboxError::Io { path: from, source })?;
+            let _ = std::fs::remove_file(self.dead.join(format!("{}.reply", entry.file_name())));
+            self.queued.insert(
+                (entry.service.name().to_string(), entry.sequence),
+                entry.clone(),
+            );
+        }
+        if !chosen.is_empty() {
+            sync_dir(&self.dir)?;
+            sync_dir(&self.dead)?;
+        }
+        Ok(chosen)
     }
 
     fn bury(&mut self, entry: &Entry, reply: &str) -> Result<PathBuf, OutboxError> {

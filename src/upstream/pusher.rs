@@ -4,8 +4,10 @@
 //! only a service's head event is ever in flight.
 
 use super::config::{HookConfig, UpstreamConfig};
+use super::deliveries::Deliveries;
 use super::outbox::{self, Entry, OutboxHandle};
 use super::sink::{self, Disposition, HookSink, HttpSink, SinkError};
+use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
@@ -42,6 +44,8 @@ pub struct Pusher {
     /// a hook twice because the HTTP sink failed.
     stored_by: HashMap<String, BTreeSet<usize>>,
     last_problem: Option<String>,
+    deliveries: Deliveries,
+    metrics: Metrics,
 }
 
 impl Pusher {
@@ -50,6 +54,8 @@ impl Pusher {
         outbox: OutboxHandle,
         upstream: Option<&UpstreamConfig>,
         hooks: &[HookConfig],
+        deliveries: Deliveries,
+        metrics: Metrics,
     ) -> Result<Pusher, SinkError> {
         let mut sinks = Vec::new();
         if let Some(upstream) = upstream {
@@ -63,6 +69,8 @@ impl Pusher {
             sinks,
             stored_by: HashMap::new(),
             last_problem: None,
+            deliveries,
+            metrics,
         })
     }
 
@@ -132,14 +140,27 @@ impl Pusher {
                 }
                 Disposition::Retry { after, why } => {
                     let problem = format!("{}: {why}", sink.name());
+                    self.failed(entry, &problem, failure_reason(&why));
                     if self.last_problem.as_deref() != Some(problem.as_str()) {
                         tracing::warn!(event = %entry.id, service = %entry.service, "cannot deliver upstream, will retry: {problem}");
                         self.last_problem = Some(problem);
                     }
                     retry = Some(retry.flatten().max(after));
                 }
+                // Said as an error once per streak: only a person can fix it.
+                Disposition::Unauthorized { why } => {
+                    let problem = format!("{}: {why}", sink.name());
+                    self.failed(entry, &problem, "unauthorized");
+                    if self.last_problem.as_deref() != Some(problem.as_str()) {
+                        tracing::error!(event = %entry.id, service = %entry.service, "upstream refuses the agent's credentials, will retry: {problem}");
+                        self.last_problem = Some(problem);
+                    }
+                    retry = Some(retry.flatten());
+                }
                 Disposition::Dead { reply } => {
                     self.stored_by.remove(&entry.id);
+                    let first_line = reply.lines().next().unwrap_or_default();
+                    self.failed(entry, &format!("{}: {first_line}", sink.name()), "refused");
                     match self.outbox.bury(entry, &reply) {
                         Ok(path) => {
                             tracing::error!(event = %entry.id, service = %entry.service, sequence = entry.sequence,
@@ -155,6 +176,8 @@ impl Pusher {
             return retry;
         }
         self.stored_by.remove(&entry.id);
+        self.deliveries.delivered(entry.service, &entry.id);
+        self.metrics.deliveries.inc();
         if self.last_problem.take().is_some() {
             tracing::info!("upstream delivery works again");
         }
@@ -167,6 +190,26 @@ impl Pusher {
             tracing::error!("{error}");
         }
         None
+    }
+}
+
+impl Pusher {
+    fn failed(&self, entry: &Entry, problem: &str, reason: &str) {
+        self.deliveries.failed(entry.service, &entry.id, problem);
+        self.metrics.delivery_failed(reason);
+    }
+}
+
+/// The metric label of a retried failure's text.
+fn failure_reason(why: &str) -> &'static str {
+    match why.strip_prefix("HTTP ").and_then(|rest| rest.get(..3)) {
+        Some("408") => "http_408",
+        Some("429") => "http_429",
+        Some(code) if code.starts_with('5') => "http_5xx",
+        Some(_) => "http_other",
+        None if why.contains("timed out") || why.contains("timeout") => "timeout",
+        None if why.starts_with("cannot read the queued event") => "outbox_read",
+        None => "unreachable",
     }
 }
 

@@ -25,6 +25,10 @@ pub enum Disposition {
         after: Option<Duration>,
         why: String,
     },
+    /// 401 or 403: the receiver does not take this agent's token (rotated
+    /// on the central's side?). Not the event's fault: retried with the
+    /// backoff until someone fixes the token, never buried.
+    Unauthorized { why: String },
     /// Refused as sent (other 4xx): move to dead/ with this reply.
     Dead { reply: String },
 }
@@ -41,6 +45,12 @@ pub fn classify(
         408 | 429 | 500..=599 => Disposition::Retry {
             after: retry_after.and_then(|value| parse_retry_after(value, now)),
             why: format!("HTTP {status}: {}", excerpt(body)),
+        },
+        401 | 403 => Disposition::Unauthorized {
+            why: format!(
+                "HTTP {status}: {} (the receiver refuses this agent's token: check [upstream] token_file against the central's tokens; the events wait in the outbox)",
+                excerpt(body)
+            ),
         },
         _ => Disposition::Dead {
             reply: format!("HTTP {status}\n{body}"),
@@ -340,7 +350,7 @@ mod tests {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_777);
         let retry = |after: Option<u64>| move |d: &Disposition| matches!(d, Disposition::Retry { after: a, .. } if *a == after.map(Duration::from_secs));
         type Check = Box<dyn Fn(&Disposition) -> bool>;
-        let cases: [(u16, Option<&str>, Check); 9] = [
+        let cases: [(u16, Option<&str>, Check); 10] = [
             (200, None, Box::new(|d| *d == Disposition::Delivered)),
             (201, None, Box::new(|d| *d == Disposition::Delivered)),
             (408, None, Box::new(retry(None))),
@@ -361,7 +371,14 @@ mod tests {
             (
                 401,
                 None,
-                Box::new(|d| matches!(d, Disposition::Dead { .. })),
+                Box::new(
+                    |d| matches!(d, Disposition::Unauthorized { why } if why.contains("token_file")),
+                ),
+            ),
+            (
+                403,
+                None,
+                Box::new(|d| matches!(d, Disposition::Unauthorized { .. })),
             ),
             (
                 413,

@@ -107,13 +107,16 @@ impl AgentToml {
     }
 
     /// The text of this config written at `path`; `[agent]` keys first, in the order
-    /// state_dir, settle_ms, check_interval_s (tests point at their lines).
+    /// state_dir, settle_ms, check_interval_s, admin_socket (tests point at their lines).
+    /// The admin socket is `admin.sock` beside the file: never the host's
+    /// /run/kea-sync-agent, where a real agent may live.
     pub fn render(&self, path: &Path) -> String {
         let mut text = format!(
-            "[agent]\nstate_dir = {}\nsettle_ms = {}\ncheck_interval_s = {}\n",
+            "[agent]\nstate_dir = {}\nsettle_ms = {}\ncheck_interval_s = {}\nadmin_socket = {}\n",
             toml_string(&self.state_dir_at(path).to_string_lossy()),
             self.settle_ms,
             self.check_interval_s,
+            toml_string(&path.with_file_name("admin.sock").to_string_lossy()),
         );
         if let Some(upstream) = &self.upstream {
             upstream.render(&mut text);
@@ -298,6 +301,11 @@ impl Agent {
     /// The agent's own dir, for files a test puts beside agent.toml (a token file).
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The admin socket its agent.toml names (dir/admin.sock).
+    pub fn admin_socket(&self) -> PathBuf {
+        self.toml.with_file_name("admin.sock")
     }
 
     /// dir/agent.toml.

@@ -3,8 +3,8 @@
 
 use super::{
     AfterMaxHold, AgentConfig, AgentSettings, ConfigError, ConfigLocation, ConfigSource,
-    DEFAULT_TIMEOUT, HaSettings, HttpSettings, MAX_HA_FOLLOW, MAX_SETTLE, RuntimeChanges,
-    SecondaryEdits, ServiceConfig,
+    DEFAULT_TIMEOUT, HaSettings, HttpSettings, LogFormat, MAX_HA_FOLLOW, MAX_SETTLE,
+    RuntimeChanges, SecondaryEdits, ServiceConfig,
 };
 use crate::kea::Service;
 use crate::upstream::config::{DEFAULT_HOOK_TIMEOUT, DEFAULT_UPSTREAM_TIMEOUT, parse_size};
@@ -80,6 +80,10 @@ struct AgentTable {
     state_dir: Option<PathBuf>,
     settle_ms: Option<Spanned<u64>>,
     check_interval_s: Option<u64>,
+    admin_socket: Option<PathBuf>,
+    admin_group: Option<String>,
+    metrics_listen: Option<Spanned<String>>,
+    log_format: Option<LogFormat>,
 }
 
 /// One `[[service]]` as written; spans kept where validation may complain.
@@ -251,10 +255,24 @@ fn agent_settings(
         Some(seconds) => Some(Duration::from_secs(seconds)),
         None => defaults.check_interval,
     };
+    let metrics_listen = match table.metrics_listen {
+        Some(text) => Some(text.get_ref().parse().map_err(|_| ConfigError::Syntax {
+            at: at(text.span()),
+            message: format!(
+                "[agent] metrics_listen \"{}\" is not an address and port, e.g. \"127.0.0.1:9547\"",
+                text.get_ref()
+            ),
+        })?),
+        None => None,
+    };
     Ok(AgentSettings {
         state_dir: table.state_dir.unwrap_or(defaults.state_dir),
         settle,
         check_interval,
+        admin_socket: table.admin_socket.unwrap_or(defaults.admin_socket),
+        admin_group: table.admin_group,
+        metrics_listen,
+        log_format: table.log_format.unwrap_or_default(),
     })
 }
 

@@ -15,6 +15,10 @@ fn full_config_parses() {
 state_dir = "/srv/state"
 settle_ms = 200
 check_interval_s = 0
+admin_socket = "/run/kas/admin.sock"
+admin_group = "kea-admins"
+metrics_listen = "127.0.0.1:9547"
+log_format = "json"
 
 [[service]]
 name = "dhcp4"
@@ -41,6 +45,10 @@ control_socket = "/run/kea/kea-ddns-ctrl-socket"
             state_dir: PathBuf::from("/srv/state"),
             settle: Duration::from_millis(200),
             check_interval: None,
+            admin_socket: PathBuf::from("/run/kas/admin.sock"),
+            admin_group: Some("kea-admins".into()),
+            metrics_listen: Some("127.0.0.1:9547".parse().expect("address")),
+            log_format: LogFormat::Json,
         }
     );
     let source = ConfigSource::File(PathBuf::from(FILE));
@@ -185,6 +193,11 @@ fn bad_configs_are_refused_with_file_and_position() {
             format!("[upstream]\nurl = \"https://x\"\nmax_outbox_bytes = \"1TB\"\n{svc}"),
             Some((3, 20)),
             &["unknown size unit"],
+        ),
+        (
+            format!("[agent]\nmetrics_listen = \"localhost\"\n{svc}"),
+            Some((2, 18)),
+            &["metrics_listen \"localhost\" is not an address and port"],
         ),
         (
             format!("{svc}[ha]\nsecondary_edits = \"ignore\"\n"),

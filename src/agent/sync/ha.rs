@@ -39,6 +39,11 @@ impl Hold {
     pub fn validated(&self, file: &FileRead, depth: Depth) -> bool {
         self.file == *file && self.depth == depth
     }
+
+    /// Why the reload waits.
+    pub fn reason(&self) -> Option<String> {
+        self.said.clone()
+    }
 }
 
 /// The pair just before a reload.

@@ -195,6 +195,10 @@ pub struct ServiceSync {
     ha_declared: Vec<Relationship>,
     /// The HA relationships Kea reported at the last status-get.
     ha_reported: Vec<Reported>,
+    /// The digest of the files as last read.
+    file_sha256: Option<String>,
+    /// Whether Kea answered at the last check that asked it.
+    kea_reachable: Option<bool>,
     /// Why `-T` is not used, as last said (said again only when it changes).
     told_depth: Option<String>,
     /// Where upstream events are made durable before the state records
@@ -263,6 +267,8 @@ impl ServiceSync {
             hold: None,
             ha_declared: Vec::new(),
             ha_reported: Vec::new(),
+            file_sha256: None,
+            kea_reachable: None,
             told_depth: None,
             outbox,
             held: Held::default(),
@@ -278,6 +284,22 @@ impl ServiceSync {
         let mut old = old;
         while let Some(event) = old.held.pop() {
             self.held.push(event);
+        }
+    }
+
+    /// The service as the pipeline last saw it, for the admin API.
+    pub fn status(&self) -> crate::agent::admin::ServiceStatus {
+        crate::agent::admin::ServiceStatus {
+            service: self.service,
+            config_file: self.config_file.clone(),
+            files: self.files.clone(),
+            file_sha256: self.file_sha256.clone(),
+            applied_sha256: self.state.applied_sha256.clone(),
+            config_hash: self.state.config_hash.clone(),
+            kea_version: self.kea_version.clone(),
+            kea_reachable: self.kea_reachable,
+            reload_held: self.hold.as_ref().and_then(ha::Hold::reason),
+            ha: ha::reports(&self.ha_declared, &self.ha_reported),
         }
     }
 
@@ -528,6 +550,9 @@ impl ServiceSync {
             first.config = Some(runtime.live.config);
             events.push(first);
         }
+        if outcome == Outcome::Unreachable {
+            self.kea_reachable = Some(false);
+        }
         let live_hash = live.as_ref().map(|l| l.hash.clone());
         self.state = self.state.after(Fact::Checked {
             outcome,
@@ -578,9 +603,15 @@ impl ServiceSync {
     /// queues it upstream, or holds it when the outbox cannot take it. Its
     /// config leaves the event either way.
     fn report(&mut self, event: &mut SyncEvent) {
+        self.queue(event);
         if self.mode == Mode::Daemon {
             self.log(event);
         }
+    }
+
+    /// Queues the event upstream (its id is the outbox's from then on), or
+    /// holds it when the outbox cannot take it.
+    fn queue(&mut self, event: &mut SyncEvent) {
         if event.kind().is_none() {
             return;
         }
@@ -590,7 +621,8 @@ impl ServiceSync {
         // Order per service: nothing overtakes what is held.
         if self.held.is_empty() {
             match outbox.queue(event) {
-                Ok(_) => {
+                Ok(entry) => {
+                    event.id = entry.map(|entry| entry.id);
                     self.config_queued(event);
                     event.config = None;
                     return;
@@ -738,6 +770,7 @@ impl ServiceSync {
     fn read_files(&mut self) -> Read {
         self.read_at = Some(SystemTime::now());
         let read = read_config(&self.config_file, &self.include_base);
+        self.file_sha256 = Some(read.file.sha256().to_string());
         if let Some(expanded) = &read.expanded {
             self.files.clone_from(&expanded.files);
             self.ha_declared.clone_from(&read.facts(self.service).ha);
@@ -745,8 +778,9 @@ impl ServiceSync {
         read
     }
 
-    /// Remembers what status-get said of HA.
+    /// Remembers that Kea answered, and what status-get said of HA.
     fn saw_status(&mut self, status: &Status) {
+        self.kea_reachable = Some(true);
         self.ha_reported = crate::kea::ha::reported(status.high_availability.as_ref());
     }
 
@@ -812,6 +846,7 @@ impl ServiceSync {
         detected_at: SystemTime,
     ) -> SyncEvent {
         SyncEvent {
+            id: None,
             service: self.service,
             outcome,
             file: self.config_file.clone(),

@@ -1,7 +1,9 @@
 //! The command line: names here are a contract with scripts and packaging.
 
+mod ops;
+
 use crate::agent::commands;
-use crate::agent::config::AgentConfig;
+use crate::agent::config::{AgentConfig, LogFormat};
 use crate::agent::daemon::{Daemon, DaemonError, DaemonIo};
 use crate::agent::lock::LockError;
 use crate::agent::signals::Signals;
@@ -30,6 +32,27 @@ pub const EXIT_BAD_INPUT: u8 = 3;
 pub struct Cli {
     #[command(subcommand)]
     pub command: CliCommand,
+    /// How log lines go to stderr: text (journald reads it) or json (one
+    /// object per line, for log shippers). Default: [agent] log_format of
+    /// `run`'s agent config, else text.
+    #[arg(long, global = true, value_enum, value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
+}
+
+impl Cli {
+    /// The log format: `--log-format`, else the agent config's (for `run`;
+    /// a config that does not load is reported later, by `run` itself).
+    pub fn log_format(&self) -> LogFormat {
+        if let Some(format) = self.log_format {
+            return format;
+        }
+        match &self.command {
+            CliCommand::Run(args) => AgentConfig::from_cli(args.config.as_deref())
+                .map(|config| config.agent.log_format)
+                .unwrap_or_default(),
+            _ => LogFormat::Text,
+        }
+    }
 }
 
 /// The subcommands.
@@ -67,9 +90,24 @@ pub enum CliCommand {
     Check(AgentArgs),
     /// Run the agent's decision once, now, and print one JSON event per
     /// service. Exit 0 applied/unchanged/in-sync, 1 rejected, 2 unreachable
-    /// (or a daemon holds the state dir: reload the daemon instead), 3 bad
-    /// agent config.
+    /// (or a daemon holds the state dir and its admin socket does not
+    /// answer), 3 bad agent config. While a daemon runs, the check runs
+    /// inside it (through its admin socket).
     Apply(ApplyArgs),
+    /// Ask the running agent what it thinks: per service the files, what Kea
+    /// runs, the last change, what waits for delivery. Exit 2 when no agent
+    /// answers on the admin socket.
+    ///
+    /// Examples:
+    ///   kea-sync-agent status
+    ///   kea-sync-agent status --json | jq '.services[].last_event.outcome'
+    #[command(verbatim_doc_comment)]
+    Status(ops::StatusArgs),
+    /// List the events waiting for delivery and the dead ones a receiver
+    /// refused (service, sequence, kind, age, size, attempts, last error);
+    /// `outbox retry` queues dead ones again. Works without a daemon too
+    /// (from the state dir; attempts are then unknown).
+    Outbox(ops::OutboxArgs),
 }
 
 /// Arguments of `run` and `check`.
@@ -200,6 +238,8 @@ pub async fn execute(cli: Cli) -> ExitCode {
         CliCommand::Run(args) => run(&args).await,
         CliCommand::Check(args) => check(&args).await,
         CliCommand::Apply(args) => apply(&args).await,
+        CliCommand::Status(args) => ops::status(&args).await,
+        CliCommand::Outbox(args) => ops::outbox(&args).await,
     }
 }
 
@@ -279,12 +319,7 @@ async fn apply(args: &ApplyArgs) -> ExitCode {
     }
     let events = match commands::apply(&config, args.service).await {
         Ok(events) => events,
-        Err(held) => {
-            eprintln!(
-                "error: {held}. A running daemon applies every edit itself; to have it look at every service now, reload it (systemctl reload kea-sync-agent, or send it SIGHUP)"
-            );
-            return ExitCode::from(EXIT_UNREACHABLE);
-        }
+        Err(held) => return apply_through_daemon(&config, args.service, &held.to_string()).await,
     };
     let mut out = String::new();
     for event in &events {
@@ -296,6 +331,29 @@ async fn apply(args: &ApplyArgs) -> ExitCode {
         return printed;
     }
     ExitCode::from(commands::apply_exit_code(&events))
+}
+
+/// `apply` while a daemon holds the state dir: through its admin socket.
+async fn apply_through_daemon(config: &AgentConfig, only: Option<Service>, held: &str) -> ExitCode {
+    match ops::apply_through_daemon(config, only).await {
+        Ok((events, notes)) => {
+            for note in &notes {
+                eprintln!("{note}");
+            }
+            let lines: Vec<String> = events.iter().map(|e| e.to_string()).collect();
+            let printed = print_json(&lines.join("\n"));
+            if printed != ExitCode::SUCCESS {
+                return printed;
+            }
+            ExitCode::from(events.iter().map(ops::exit_code_of).max().unwrap_or(0))
+        }
+        Err(error) => {
+            eprintln!(
+                "error: {held}, and {error}. A running daemon applies every edit itself; to have it look at every service now, reload it (systemctl reload kea-sync-agent, or send it SIGHUP)"
+            );
+            ExitCode::from(EXIT_UNREACHABLE)
+        }
+    }
 }
 
 fn expand(args: &ExpandArgs) -> ExitCode {
