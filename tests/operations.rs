@@ -437,7 +437,10 @@ fn metrics_listen_serves_the_read_only_api_on_tcp() {
         "counters exist before the first change: {scrape}"
     );
     let status = ask("GET /v1/status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-    assert!(status.starts_with("HTTP/1.1 200") && status.contains("\"dhcp4\""), "{status}");
+    assert!(
+        status.starts_with("HTTP/1.1 200") && status.contains("\"dhcp4\""),
+        "{status}"
+    );
     let apply = ask(
         "POST /v1/apply?service=dhcp4 HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
     );
