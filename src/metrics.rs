@@ -210,13 +210,14 @@ impl Metrics {
     /// the first change (Prometheus treats an absent series as unknown).
     pub fn add_service(&self, service: Service) {
         let label = Metrics::service(service);
-        self.changes_seen.get_or_create(&label);
-        self.validation_failures.get_or_create(&label);
+        // Creating the series is the point; the guard each call returns is not needed.
+        drop(self.changes_seen.get_or_create(&label));
+        drop(self.validation_failures.get_or_create(&label));
         for outcome in ["applied", "rejected", "rolled_back"] {
-            self.reloads.get_or_create(&OutcomeLabels {
+            drop(self.reloads.get_or_create(&OutcomeLabels {
                 service: service.name().to_string(),
                 outcome: outcome.to_string(),
-            });
+            }));
         }
     }
 
