@@ -3,13 +3,17 @@
 
 use anyhow::Context;
 use clap::Parser;
-use kea_sync_agent::central::cli::{CentralCli, CentralCommand, serve};
+use kea_sync_agent::central::cli::{CentralCli, CentralCommand, UserCommand, serve, user_add};
 use std::io::IsTerminal;
 use tokio::signal::unix::{SignalKind, signal};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> anyhow::Result<()> {
     let cli = CentralCli::parse();
+    if let CentralCommand::User(UserCommand::Add(args)) = &cli.command {
+        user_add(args)?;
+        return Ok(());
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_env("KEA_SYNC_CENTRAL_LOG")
@@ -34,6 +38,7 @@ fn main() -> anyhow::Result<()> {
         };
         match cli.command {
             CentralCommand::Serve(args) => serve(args, shutdown).await?,
+            CentralCommand::User(_) => {}
         }
         Ok(())
     })

@@ -6,6 +6,7 @@ use super::ingest::Central;
 use super::store::{Store, StoreError};
 use super::tls::{TlsError, load_acceptor};
 use super::tokens::{Tokens, TokensError};
+use super::users::{self, Users, UsersError};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -25,6 +26,30 @@ pub struct CentralCli {
 pub enum CentralCommand {
     /// Receive agents' events (POST /v1/events) and serve the read API and web page.
     Serve(ServeArgs),
+    /// Manage the people who may read (--users-file).
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+/// `kea-sync-central user ...`.
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a reader, or change a reader's password: prompts for it (twice at a
+    /// terminal; else one line of standard input) and writes NAME:BCRYPT to
+    /// the users file (created mode 0600), the format of `htpasswd -nbB`.
+    ///
+    /// Example: kea-sync-central user add alice --users-file /etc/kea-sync-central/users
+    Add(UserAddArgs),
+}
+
+/// `kea-sync-central user add`.
+#[derive(Debug, Clone, Args)]
+pub struct UserAddArgs {
+    /// The reader's name (no colon).
+    pub name: String,
+    /// The users file to write.
+    #[arg(long, value_name = "FILE")]
+    pub users_file: PathBuf,
 }
 
 /// `kea-sync-central serve`.
@@ -51,6 +76,16 @@ pub struct ServeArgs {
     /// becomes the server's name. Without it, anyone may post.
     #[arg(long)]
     pub tokens_file: Option<PathBuf>,
+    /// People allowed to read (the page and every GET but /healthz): one
+    /// NAME:HASH line each, bcrypt as `htpasswd -nbB` writes it, or
+    /// `kea-sync-central user add`. Without it, reads are open, which the
+    /// central allows only when listening on a loopback address.
+    #[arg(long, value_name = "FILE")]
+    pub users_file: Option<PathBuf>,
+    /// false: secrets in configs (passwords, TSIG secrets) are replaced by a
+    /// marker before they are stored. Reads never show them either way.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub store_secrets: bool,
     /// Largest event body accepted, in bytes, before and after gzip (413 above).
     #[arg(long, default_value_t = 64 * 1024 * 1024)]
     pub max_body_bytes: usize,
@@ -77,6 +112,14 @@ pub enum CentralError {
     },
     #[error(transparent)]
     Serve(#[from] ServeError),
+    #[error(transparent)]
+    Users(#[from] UsersError),
+    #[error(
+        "refusing to serve the read API and the page to anyone on {addr}: give --users-file (kea-sync-central user add NAME --users-file FILE makes one), or listen on a loopback address"
+    )]
+    OpenReads { addr: String },
+    #[error("{0}")]
+    Password(String),
 }
 
 /// Opens the store, binds `--listen` and serves until `shutdown` completes.
@@ -104,6 +147,17 @@ pub async fn serve(
             None
         }
     };
+    let users = match &args.users_file {
+        Some(path) => {
+            let users = Users::load(path)?;
+            tracing::info!("{} readers loaded from {}", users.len(), path.display());
+            Some(users)
+        }
+        None => None,
+    };
+    if let Some(path) = &args.tokens_file {
+        users::warn_if_readable(path, "tokens file");
+    }
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(load_acceptor(cert, key)?),
         _ => None,
@@ -118,13 +172,72 @@ pub async fn serve(
     let addr = listener
         .local_addr()
         .map_or(args.listen.clone(), |a| a.to_string());
+    let loopback = listener.local_addr().is_ok_and(|a| a.ip().is_loopback());
+    if users.is_none() {
+        if !loopback {
+            return Err(CentralError::OpenReads { addr });
+        }
+        tracing::warn!(
+            "NO READ AUTHENTICATION: --users-file not given, so anyone who reaches {addr} (loopback only) may read every config"
+        );
+    }
+    if !args.store_secrets {
+        tracing::info!(
+            "--store-secrets false: secrets in configs are redacted before they are stored"
+        );
+    }
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(
         max_body_bytes = args.max_body_bytes,
         "listening on {scheme}://{addr} (events: POST /v1/events, fleet: /)"
     );
-    let central = Central::new(store, tokens, args.max_body_bytes);
+    let central = Central::new(store, tokens, args.max_body_bytes)
+        .with_readers(users)
+        .with_store_secrets(args.store_secrets);
     http::serve(listener, tls, Arc::new(central), shutdown).await?;
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// `kea-sync-central user add`: asks for the password and writes the line.
+pub fn user_add(args: &UserAddArgs) -> Result<(), CentralError> {
+    use std::io::{BufRead, IsTerminal};
+    if args.name.is_empty() || args.name.contains(':') || args.name.contains(char::is_whitespace) {
+        return Err(CentralError::Password(format!(
+            "user name {:?}: give a name without colons or spaces",
+            args.name
+        )));
+    }
+    let password = if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password(format!("password for {}: ", args.name))
+            .map_err(|e| CentralError::Password(format!("cannot read the password: {e}")))?;
+        let again = rpassword::prompt_password("again: ")
+            .map_err(|e| CentralError::Password(format!("cannot read the password: {e}")))?;
+        if first != again {
+            return Err(CentralError::Password(
+                "the two passwords differ; nothing written".into(),
+            ));
+        }
+        first
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| CentralError::Password(format!("cannot read the password: {e}")))?;
+        line.trim_end_matches(['\r', '\n']).to_string()
+    };
+    if password.is_empty() {
+        return Err(CentralError::Password(
+            "an empty password; nothing written".into(),
+        ));
+    }
+    let new = users::add(&args.users_file, &args.name, &password)?;
+    let done = if new {
+        "added"
+    } else {
+        "changed the password of"
+    };
+    println!("{done} {} in {}", args.name, args.users_file.display());
     Ok(())
 }

@@ -6,12 +6,15 @@
 //! 5. one transaction: repeat ids store nothing (200), new ones everything (201);
 //!    a database that fails answers 503 so the agent retries.
 
+use super::access::{self, ReadRefused};
 use super::body::{self, BodyError};
 use super::canonical::CanonicalConfig;
 use super::event::{self, Event, EventError};
+use super::secrets;
 use super::store::{self, ConfigBody, Incoming, Store, StoreError, Stored};
 use super::time::now_millis;
 use super::tokens::Tokens;
+use super::users::Users;
 use crate::event::Kind;
 use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -83,6 +86,10 @@ pub struct Central {
     pub store: Store,
     /// `None`: no authentication, the server identity is `agent.host`.
     tokens: Option<Tokens>,
+    /// Who may read (`--users-file`); `None`: reads are open.
+    users: Option<Users>,
+    /// `--store-secrets`: false redacts secrets before storing.
+    store_secrets: bool,
     /// Bound on the body, before and after gzip.
     max_body_bytes: usize,
     /// Bounds the CPU-heavy steps (gunzip, parse, hash, compress) running at once.
@@ -108,10 +115,30 @@ impl Central {
         Central {
             store,
             tokens,
+            users: None,
+            store_secrets: true,
             max_body_bytes,
             cpu: Semaphore::new(cpus),
             known_configs: Mutex::new(HashSet::new()),
         }
+    }
+
+    /// Reads need a user of `users` (`--users-file`).
+    pub fn with_readers(self, users: Option<Users>) -> Central {
+        Central { users, ..self }
+    }
+
+    /// `--store-secrets false`: secrets are redacted before they are stored.
+    pub fn with_store_secrets(self, store_secrets: bool) -> Central {
+        Central {
+            store_secrets,
+            ..self
+        }
+    }
+
+    /// Whether a read with `headers` is allowed.
+    pub fn may_read(&self, headers: &HeaderMap) -> Result<(), ReadRefused> {
+        access::may_read(self.users.as_ref(), self.tokens.as_ref(), headers)
     }
 
     /// Takes one `POST /v1/events` request.
@@ -120,11 +147,12 @@ impl Central {
         let raw = body::read_limited(body, self.max_body_bytes).await?;
         let encoding = header_text(headers, header::CONTENT_ENCODING.as_str());
         let limit = self.max_body_bytes;
-        let (event, canonical) = if encoding.is_none() && raw.len() <= INLINE_PARSE_BYTES {
+        let keep = self.store_secrets;
+        let (event, canonical) = if encoding.is_none() && raw.len() <= INLINE_PARSE_BYTES && keep {
             parse(None, raw, limit)?
         } else {
             self.cpu_bound("parsing the event", move || {
-                parse(encoding.as_deref(), raw, limit)
+                parse_keeping(encoding.as_deref(), raw, limit, keep)
             })
             .await??
         };
@@ -262,6 +290,17 @@ pub fn parse(
     raw: Vec<u8>,
     limit: usize,
 ) -> Result<(Event, Option<CanonicalConfig>), IngestError> {
+    parse_keeping(encoding, raw, limit, true)
+}
+
+/// [`parse`], with the config's secrets redacted unless `keep_secrets`
+/// (`--store-secrets false`: they are then never stored).
+pub fn parse_keeping(
+    encoding: Option<&str>,
+    raw: Vec<u8>,
+    limit: usize,
+    keep_secrets: bool,
+) -> Result<(Event, Option<CanonicalConfig>), IngestError> {
     let json = body::decode(encoding, raw, limit)?;
     if json.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return Err(
@@ -295,7 +334,15 @@ pub fn parse(
             }
             .into());
         }
-        Some(text) => Some(CanonicalConfig::of_json(text).map_err(IngestError::Json)?),
+        Some(text) if keep_secrets => {
+            Some(CanonicalConfig::of_json(text).map_err(IngestError::Json)?)
+        }
+        Some(text) => {
+            let mut config: serde_json::Value =
+                serde_json::from_str(text).map_err(IngestError::Json)?;
+            secrets::redact(&mut config);
+            Some(CanonicalConfig::of_json(&config.to_string()).map_err(IngestError::Json)?)
+        }
     };
     Ok((event, canonical))
 }

@@ -28,6 +28,7 @@
 //! a config (applied, snapshot, drift; each version keeps its kind). A reject
 //! flag stays open until a later applied or snapshot, and so does a drift flag.
 
+pub mod access;
 pub mod body;
 pub mod canonical;
 pub mod cli;
@@ -36,8 +37,10 @@ pub mod diff;
 pub mod event;
 pub mod http;
 pub mod ingest;
+pub mod secrets;
 pub mod store;
 pub mod time;
 pub mod tls;
 pub mod tokens;
+pub mod users;
 pub mod web;

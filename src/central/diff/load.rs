@@ -46,8 +46,10 @@ pub async fn load_diff(
         .ok_or_else(|| missing(to))?;
     let (old_info, new_info) = (old.info.clone(), new.info.clone());
     let changes = tokio::task::spawn_blocking(move || -> Result<Vec<Change>, serde_json::Error> {
-        let before: Value = serde_json::from_str(&old.config_json)?;
-        let after: Value = serde_json::from_str(&new.config_json)?;
+        let mut before: Value = serde_json::from_str(&old.config_json)?;
+        let mut after: Value = serde_json::from_str(&new.config_json)?;
+        // Secrets never show: a changed one shows as changed, not as what.
+        crate::central::secrets::redact_pair(&mut before, &mut after);
         Ok(diff_configs(&before, &after))
     })
     .await

@@ -4,6 +4,7 @@
 
 mod read;
 
+use super::access::ReadRefused;
 use super::ingest::{Accepted, Central, IngestError};
 use super::store::Stored;
 use super::tls::TlsListener;
@@ -13,6 +14,7 @@ use axum::body::Body;
 use axum::extract::connect_info::Connected;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::serve::IncomingStream;
@@ -67,10 +69,10 @@ pub async fn serve(
     }
 }
 
-/// Every route of the central.
+/// Every route of the central: posting events and the health check for
+/// anyone who may (the ingest checks agent tokens), the rest for readers.
 pub fn router(central: Arc<Central>) -> Router {
-    Router::new()
-        .route("/v1/events", post(post_event))
+    let reads = Router::new()
         .route("/v1/servers", get(read::servers))
         .route(
             "/v1/servers/{server}/{service}/versions",
@@ -83,9 +85,44 @@ pub fn router(central: Arc<Central>) -> Router {
         .route("/v1/servers/{server}/{service}/diff", get(read::diff))
         .route("/v1/servers/{server}/{service}/events", get(read::events))
         .route("/v1/stats", get(read::stats))
-        .route("/healthz", get(read::healthz))
         .merge(web::routes())
+        .route_layer(middleware::from_fn_with_state(
+            central.clone(),
+            require_reader,
+        ));
+    Router::new()
+        .route("/v1/events", post(post_event))
+        .route("/healthz", get(read::healthz))
+        .merge(reads)
         .with_state(central)
+}
+
+/// Lets a read through only for a user of `--users-file` (when given),
+/// never for an agent's token.
+async fn require_reader(
+    State(central): State<Arc<Central>>,
+    ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
+    request: axum::extract::Request,
+    next: middleware::Next,
+) -> Response {
+    match central.may_read(request.headers()) {
+        Ok(()) => next.run(request).await,
+        Err(refused) => {
+            tracing::warn!(%peer, path = request.uri().path(), "read refused: {refused}");
+            let status = match refused {
+                ReadRefused::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+                ReadRefused::AgentToken => StatusCode::FORBIDDEN,
+            };
+            let mut response = ApiError::new(status, refused.to_string()).into_response();
+            if status == StatusCode::UNAUTHORIZED {
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"kea-sync-central\", charset=\"UTF-8\""),
+                );
+            }
+            response
+        }
+    }
 }
 
 /// The client's address, over TCP or TLS.

@@ -4,6 +4,7 @@
 use super::ApiError;
 use crate::central::diff::{ChangeKind, load_diff};
 use crate::central::ingest::Central;
+use crate::central::secrets;
 use crate::central::store::{Store, VersionInfo};
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -63,16 +64,27 @@ pub async fn version(
         version: VersionInfo,
         config: Box<RawValue>,
     }
-    let config = RawValue::from_string(stored.config_json).map_err(|e| {
+    let not_json = |e: serde_json::Error| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("stored config is not JSON: {e}"),
         )
-    })?;
+    };
+    // Secrets never leave the central; a large config is parsed off the async threads.
+    let (info, config_json) = (stored.info, stored.config_json);
+    let redacted = tokio::task::spawn_blocking(move || {
+        let mut config: Value = serde_json::from_str(&config_json)?;
+        secrets::redact(&mut config);
+        serde_json::to_string(&config)
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+    .map_err(not_json)?;
+    let config = RawValue::from_string(redacted).map_err(not_json)?;
     Ok(Json(Answer {
         server,
         service,
-        version: stored.info,
+        version: info,
         config,
     })
     .into_response())
