@@ -4,8 +4,8 @@
 use super::ApiError;
 use crate::central::diff::{ChangeKind, load_diff};
 use crate::central::ingest::Central;
-use crate::central::secrets;
 use crate::central::store::{Store, VersionInfo};
+use crate::central::{review, secrets};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -62,6 +62,7 @@ pub async fn version(
         server: String,
         service: String,
         version: VersionInfo,
+        findings: Vec<review::Finding>,
         config: Box<RawValue>,
     }
     let not_json = |e: serde_json::Error| {
@@ -72,10 +73,11 @@ pub async fn version(
     };
     // Secrets never leave the central; a large config is parsed off the async threads.
     let (info, config_json) = (stored.info, stored.config_json);
-    let redacted = tokio::task::spawn_blocking(move || {
+    let (redacted, findings) = tokio::task::spawn_blocking(move || {
         let mut config: Value = serde_json::from_str(&config_json)?;
+        let findings = review::review(&config);
         secrets::redact(&mut config);
-        serde_json::to_string(&config)
+        serde_json::to_string(&config).map(|text| (text, findings))
     })
     .await
     .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
@@ -85,6 +87,7 @@ pub async fn version(
         server,
         service,
         version: info,
+        findings,
         config,
     })
     .into_response())

@@ -47,11 +47,26 @@ async fn server(
             .versions(&server, &service, None, HISTORY_SHOWN)
             .await?;
         let events = store.events(&server, &service, HISTORY_SHOWN).await?;
-        Ok::<_, super::store::StoreError>(Some((summary, versions, events)))
+        let current = match summary.version {
+            Some(number) => store.version(&server, &service, number).await?,
+            None => None,
+        };
+        Ok::<_, super::store::StoreError>(Some((summary, versions, events, current)))
     };
     match loaded.await {
-        Ok(Some((summary, versions, events))) => {
-            Html(render::server(&summary, &versions, &events, now_millis())).into_response()
+        Ok(Some((summary, versions, events, current))) => {
+            let findings = match current {
+                Some(stored) => super::review::review_stored(stored.config_json).await,
+                None => Vec::new(),
+            };
+            Html(render::server(
+                &summary,
+                &versions,
+                &events,
+                &findings,
+                now_millis(),
+            ))
+            .into_response()
         }
         Ok(None) => failed(
             StatusCode::NOT_FOUND,

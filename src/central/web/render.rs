@@ -3,6 +3,7 @@
 
 use super::html::{ago, escape, page, segment, server_href, shorten};
 use crate::central::diff::{Category, Change, ChangeKind};
+use crate::central::review::Finding;
 use crate::central::store::{EventInfo, ServerSummary, VersionInfo};
 use crate::central::time::format_millis;
 use std::fmt::Write;
@@ -98,10 +99,37 @@ pub fn fleet(servers: &[ServerSummary], now_ms: i64) -> String {
 }
 
 /// `/servers/{server}/{service}`: state, versions (with diff links) and recent events.
+/// The review of the current version: what its checks found.
+fn findings_section(version: Option<i64>, findings: &[Finding]) -> String {
+    let Some(version) = version else {
+        return String::new();
+    };
+    if findings.is_empty() {
+        return format!("<p class=\"findings-none\">Review of version {version}: no findings.</p>");
+    }
+    let mut out = format!(
+        "<h2>Review of version {version}: {} finding(s)</h2><table class=\"findings\"><tr><th>severity</th><th>check</th><th>where</th><th>what</th></tr>",
+        findings.len()
+    );
+    for finding in findings {
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td class=\"mono\">{}</td><td class=\"mono\">{}</td><td>{}</td></tr>",
+            escape(finding.severity),
+            escape(finding.check),
+            escape(&finding.path),
+            escape(&finding.text)
+        );
+    }
+    out.push_str("</table>");
+    out
+}
+
 pub fn server(
     summary: &ServerSummary,
     versions: &[VersionInfo],
     events: &[EventInfo],
+    findings: &[Finding],
     now_ms: i64,
 ) -> String {
     let (name, service) = (&summary.server, &summary.service);
@@ -155,6 +183,7 @@ pub fn server(
         );
     }
     body.push_str("</table>");
+    body.push_str(&findings_section(summary.version, findings));
     let base = server_href(name, service);
     if versions.len() >= 2 {
         let options = |selected: i64| {

@@ -1,0 +1,105 @@
+//! Every stored version reviewed: a config that trips the checks and a clean one, posted
+//! to a real central (SQLite and PostgreSQL); `GET .../versions/{n}` carries the findings
+//! and the server's page shows the current version's.
+#![cfg(feature = "central")]
+
+mod central_support;
+
+use central_support::{Backend, TestDb, TestServer, event};
+use serde_json::{Value, json};
+
+fn faulty() -> Value {
+    json!({"Dhcp4": {
+        "subnet4": [
+            {"id": 1, "subnet": "192.0.2.0/24", "pools": [{"pool": "192.0.2.100 - 192.0.2.200"}],
+             "reservations": [{"hw-address": "aa:bb:cc:dd:ee:01", "ip-address": "192.0.2.150"},
+                              {"hw-address": "aa:bb:cc:dd:ee:02", "ip-address": "10.9.9.9"}]},
+            {"id": 1, "subnet": "192.0.2.128/25"}],
+        "hooks-libraries": [{"library": "/usr/lib/kea/hooks/libdhcp_ha.so", "parameters": {
+            "high-availability": [{"this-server-name": "s1", "mode": "hot-standby", "peers": [
+                {"name": "s1", "url": "http://10.0.0.1:8000/", "role": "primary"},
+                {"name": "s2", "url": "http://10.0.0.1:8000/", "role": "standby"}]}]}}],
+    }})
+}
+
+fn clean() -> Value {
+    json!({"Dhcp4": {"subnet4": [{"id": 1, "subnet": "192.0.2.0/24",
+        "pools": [{"pool": "192.0.2.100 - 192.0.2.200"}],
+        "reservations": [{"hw-address": "aa:bb:cc:dd:ee:01", "ip-address": "192.0.2.10"}]}]}})
+}
+
+async fn get(server: &TestServer, path: &str) -> String {
+    let response = reqwest::get(server.url(path)).await.expect("get");
+    assert_eq!(response.status().as_u16(), 200, "{path}");
+    response.text().await.expect("body")
+}
+
+async fn versions_carry_their_findings(backend: Backend) {
+    let db = TestDb::new(backend);
+    let server = TestServer::start(db.central(None, 64 << 20).await, None).await;
+    for (n, config) in [(1, faulty()), (2, clean())] {
+        let body =
+            serde_json::to_vec(&event(n, "dhcp1", "applied", n, Some(config))).expect("json");
+        let status = reqwest::Client::new()
+            .post(server.url("/v1/events"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("post")
+            .status();
+        assert_eq!(status.as_u16(), 201);
+    }
+    let first: Value =
+        serde_json::from_str(&get(&server, "/v1/servers/dhcp1/dhcp4/versions/1").await)
+            .expect("json");
+    let checks: Vec<&str> = first["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter_map(|f| f["check"].as_str())
+        .collect();
+    for check in [
+        "overlapping_subnets",
+        "duplicate_subnet_ids",
+        "reservation_in_pool",
+        "reservation_outside_subnet",
+        "ha_without_lease_cmds",
+        "ha_peers_same_url",
+    ] {
+        assert!(checks.contains(&check), "{check} in {checks:?}");
+    }
+    let finding = &first["findings"][0];
+    for key in ["check", "severity", "path", "text"] {
+        assert!(
+            finding[key].as_str().is_some_and(|v| !v.is_empty()),
+            "{key}: {finding}"
+        );
+    }
+    let second: Value =
+        serde_json::from_str(&get(&server, "/v1/servers/dhcp1/dhcp4/versions/2").await)
+            .expect("json");
+    assert_eq!(
+        second["findings"],
+        json!([]),
+        "a clean config: an empty list"
+    );
+    let page = get(&server, "/servers/dhcp1/dhcp4").await;
+    assert!(page.contains("Review of version 2: no findings"), "{page}");
+    server.stop().await;
+}
+
+macro_rules! on_both_backends {
+    ($($name:ident),*) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::Backend::Sqlite).await })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::Backend::Postgres).await })*
+        }
+    };
+}
+
+on_both_backends!(versions_carry_their_findings);
