@@ -102,4 +102,86 @@ macro_rules! on_both_backends {
     };
 }
 
-on_both_backends!(versions_carry_their_findings);
+/// One partner's config of a hot-standby pair s1 (primary) + s2.
+fn partner(this: &str, extra_subnet: bool) -> Value {
+    let mut subnets = vec![json!({"id": 1, "subnet": "192.0.2.0/24",
+        "pools": [{"pool": "192.0.2.100 - 192.0.2.200"}]})];
+    if extra_subnet {
+        subnets.push(json!({"id": 2, "subnet": "10.0.1.0/24"}));
+    }
+    json!({"Dhcp4": {
+        "subnet4": subnets,
+        "hooks-libraries": [
+            {"library": "/usr/lib/kea/hooks/libdhcp_lease_cmds.so"},
+            {"library": "/usr/lib/kea/hooks/libdhcp_ha.so", "parameters": {"high-availability": [{
+                "this-server-name": this, "mode": "hot-standby", "peers": [
+                    {"name": "s1", "url": "http://10.0.0.1:8000/", "role": "primary"},
+                    {"name": "s2", "url": "http://10.0.0.2:8000/", "role": "standby"}]}]}}],
+    }})
+}
+
+async fn post(server: &TestServer, event: &Value) {
+    let status = reqwest::Client::new()
+        .post(server.url("/v1/events"))
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(event).expect("json"))
+        .send()
+        .await
+        .expect("post")
+        .status();
+    assert_eq!(status.as_u16(), 201);
+}
+
+async fn ha_pairs_in_and_out_of_sync(backend: Backend) {
+    let db = TestDb::new(backend);
+    let server = TestServer::start(db.central(None, 64 << 20).await, None).await;
+    post(
+        &server,
+        &event(1, "dhcp-a", "applied", 1, Some(partner("s1", false))),
+    )
+    .await;
+    post(
+        &server,
+        &event(2, "dhcp-b", "applied", 1, Some(partner("s2", false))),
+    )
+    .await;
+    let ha: Value = serde_json::from_str(&get(&server, "/v1/ha").await).expect("json");
+    let relationship = &ha["relationships"][0];
+    assert_eq!(relationship["in_sync"], true, "{ha}");
+    let members: Vec<(&str, &str)> = relationship["servers"]
+        .as_array()
+        .expect("servers")
+        .iter()
+        .map(|m| {
+            (
+                m["server"].as_str().unwrap_or(""),
+                m["role"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(members, [("dhcp-a", "primary"), ("dhcp-b", "standby")]);
+    assert_eq!(relationship["servers"][1]["this_server_name"], "s2");
+    // The standby gains a subnet the primary lacks.
+    post(
+        &server,
+        &event(3, "dhcp-b", "applied", 2, Some(partner("s2", true))),
+    )
+    .await;
+    let ha: Value = serde_json::from_str(&get(&server, "/v1/ha").await).expect("json");
+    let relationship = &ha["relationships"][0];
+    assert_eq!(relationship["in_sync"], false, "{ha}");
+    let difference = &relationship["differences"][0];
+    assert_eq!(
+        difference["element"], "Dhcp4 › subnet4 id=2 (10.0.1.0/24)",
+        "{ha}"
+    );
+    assert_eq!(difference["text"], "only on dhcp-b");
+    let page = get(&server, "/ha").await;
+    assert!(
+        page.contains("s1 + s2") && page.contains("differs") && page.contains("only on dhcp-b"),
+        "{page}"
+    );
+    server.stop().await;
+}
+
+on_both_backends!(versions_carry_their_findings, ha_pairs_in_and_out_of_sync);

@@ -85,6 +85,7 @@ pub fn router(central: Arc<Central>) -> Router {
         .route("/v1/servers/{server}/{service}/diff", get(read::diff))
         .route("/v1/servers/{server}/{service}/events", get(read::events))
         .route("/v1/stats", get(read::stats))
+        .route("/v1/ha", get(read::ha))
         .merge(web::routes())
         .route_layer(middleware::from_fn_with_state(
             central.clone(),

@@ -5,7 +5,7 @@ use super::ApiError;
 use crate::central::diff::{ChangeKind, load_diff};
 use crate::central::ingest::Central;
 use crate::central::store::{Store, VersionInfo};
-use crate::central::{review, secrets};
+use crate::central::{pairs, review, secrets};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -125,6 +125,12 @@ pub async fn events(
     Ok(Json(
         json!({"server": server, "service": service, "events": events}),
     ))
+}
+
+/// `GET /v1/ha`: the fleet's HA relationships and what differs between partners.
+pub async fn ha(State(central): State<Arc<Central>>) -> Result<Json<Value>, ApiError> {
+    let relationships = pairs::fleet_relationships(&central.store).await?;
+    Ok(Json(json!({ "relationships": relationships })))
 }
 
 pub async fn stats(State(central): State<Arc<Central>>) -> Result<Json<Value>, ApiError> {

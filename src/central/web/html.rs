@@ -62,7 +62,7 @@ pub fn page(title: &str, body: &str) -> String {
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <title>{} · kea-sync-central</title><style>{STYLE}</style></head>\
-         <body><header><a href=\"/\">kea-sync-central</a></header><main>{body}</main></body></html>\n",
+         <body><header><a href=\"/\">kea-sync-central</a> · <a href=\"/ha\">HA pairs</a></header><main>{body}</main></body></html>\n",
         escape(title)
     )
 }

@@ -25,6 +25,7 @@ pub fn routes() -> Router<Arc<Central>> {
         .route("/", get(fleet))
         .route("/servers/{server}/{service}", get(server))
         .route("/servers/{server}/{service}/diff", get(diff))
+        .route("/ha", get(ha))
 }
 
 async fn fleet(State(central): State<Arc<Central>>) -> Response {
@@ -96,6 +97,13 @@ async fn diff(
             let error = ApiError::from(error);
             failed(error.status, &error.message)
         }
+    }
+}
+
+async fn ha(State(central): State<Arc<Central>>) -> Response {
+    match super::pairs::fleet_relationships(&central.store).await {
+        Ok(relationships) => Html(render::ha(&relationships)).into_response(),
+        Err(error) => failed(StatusCode::SERVICE_UNAVAILABLE, &error.to_string()),
     }
 }
 

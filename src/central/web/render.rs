@@ -3,6 +3,7 @@
 
 use super::html::{ago, escape, page, segment, server_href, shorten};
 use crate::central::diff::{Category, Change, ChangeKind};
+use crate::central::pairs::Relationship;
 use crate::central::review::Finding;
 use crate::central::store::{EventInfo, ServerSummary, VersionInfo};
 use crate::central::time::format_millis;
@@ -99,6 +100,68 @@ pub fn fleet(servers: &[ServerSummary], now_ms: i64) -> String {
 }
 
 /// `/servers/{server}/{service}`: state, versions (with diff links) and recent events.
+/// The HA relationships of the fleet and what differs between partners.
+pub fn ha(relationships: &[Relationship]) -> String {
+    let mut body = String::from("<h1>HA pairs</h1>");
+    if relationships.is_empty() {
+        body.push_str("<p class=\"muted\">No server's current config loads the HA hook.</p>");
+        return page("HA pairs", &body);
+    }
+    for relationship in relationships {
+        let pill = if relationship.in_sync {
+            "<span class=\"pill applied\">in sync</span>"
+        } else {
+            "<span class=\"pill rejected\">differs</span>"
+        };
+        let _ = write!(
+            body,
+            "<h2>{} ({}) {pill}</h2><table><tr><th>Server</th><th>Service</th><th>this-server-name</th><th>Role</th></tr>",
+            escape(&relationship.peers.join(" + ")),
+            escape(&relationship.mode)
+        );
+        for member in &relationship.servers {
+            let _ = write!(
+                body,
+                "<tr><td><a href=\"{}\">{}</a></td><td>{}</td><td class=\"mono\">{}</td><td>{}</td></tr>",
+                server_href(&member.server, &member.service),
+                escape(&member.server),
+                escape(&member.service),
+                escape(&member.this_server_name),
+                escape(&member.role)
+            );
+        }
+        body.push_str("</table>");
+        if !relationship.missing.is_empty() {
+            let _ = write!(
+                body,
+                "<p>No server of the fleet is {}: its agent has not reported yet.</p>",
+                escape(&relationship.missing.join(", "))
+            );
+        }
+        if !relationship.differences.is_empty() {
+            body.push_str("<table class=\"differences\"><tr><th>Element</th><th>What</th><th>Values</th></tr>");
+            for difference in &relationship.differences {
+                let values: Vec<String> = difference
+                    .values
+                    .iter()
+                    .map(|(server, value)| {
+                        format!("{server}: {}", shorten(&value.to_string(), 200))
+                    })
+                    .collect();
+                let _ = write!(
+                    body,
+                    "<tr><td class=\"mono\">{}</td><td>{}</td><td class=\"mono\">{}</td></tr>",
+                    escape(&difference.element),
+                    escape(&difference.text),
+                    escape(&values.join("\n"))
+                );
+            }
+            body.push_str("</table>");
+        }
+    }
+    page("HA pairs", &body)
+}
+
 /// The review of the current version: what its checks found.
 fn findings_section(version: Option<i64>, findings: &[Finding]) -> String {
     let Some(version) = version else {
