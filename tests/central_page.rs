@@ -91,3 +91,68 @@ async fn pages_render_in_headless_chromium() {
     }
     server.stop().await;
 }
+
+/// One partner of a hot-standby pair; the standby's config has a reservation inside its pool
+/// and a subnet the primary lacks.
+fn partner(this: &str) -> serde_json::Value {
+    let standby = this == "s2";
+    let mut subnets = vec![serde_json::json!({"id": 1, "subnet": "192.0.2.0/24",
+        "pools": [{"pool": "192.0.2.100 - 192.0.2.200"}],
+        "reservations": [{"hw-address": "aa:bb:cc:dd:ee:01",
+                          "ip-address": if standby { "192.0.2.150" } else { "192.0.2.10" }}]})];
+    if standby {
+        subnets.push(serde_json::json!({"id": 2, "subnet": "10.0.1.0/24"}));
+    }
+    serde_json::json!({"Dhcp4": {"subnet4": subnets, "hooks-libraries": [
+        {"library": "/usr/lib/kea/hooks/libdhcp_lease_cmds.so"},
+        {"library": "/usr/lib/kea/hooks/libdhcp_ha.so", "parameters": {"high-availability": [{
+            "this-server-name": this, "mode": "hot-standby", "peers": [
+                {"name": "s1", "url": "http://10.0.0.1:8000/", "role": "primary"},
+                {"name": "s2", "url": "http://10.0.0.2:8000/", "role": "standby"}]}]}}]}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn review_and_ha_pages_render_in_headless_chromium() {
+    let db = TestDb::new(Backend::Sqlite);
+    let central = db.central(None, 64 << 20).await;
+    for (n, host, this) in [(1, "kea-a", "s1"), (2, "kea-b", "s2")] {
+        let body =
+            serde_json::to_vec(&event(n, host, "applied", 1, Some(partner(this)))).expect("json");
+        central
+            .ingest(&Default::default(), body.into())
+            .await
+            .expect("ingest");
+    }
+    let server = TestServer::start(central, None).await;
+    let dom = chromium(&["--dump-dom"], &server.url("/ha"));
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    assert!(
+        dom.contains("s1 + s2") && dom.contains("differs") && dom.contains("only on kea-b"),
+        "{dom}"
+    );
+    let dom = chromium(&["--dump-dom"], &server.url("/servers/kea-b/dhcp4"));
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    assert!(
+        dom.contains("Review of version 1: 1 finding") && dom.contains("reservation_in_pool"),
+        "{dom}"
+    );
+    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("central-screenshots");
+    std::fs::create_dir_all(&shots).expect("screenshot dir");
+    for (name, path) in [("ha", "/ha"), ("findings", "/servers/kea-b/dhcp4")] {
+        let file = shots.join(format!("{name}.png"));
+        let _ = std::fs::remove_file(&file);
+        let output = chromium(
+            &[&format!("--screenshot={}", file.display())],
+            &server.url(path),
+        );
+        let png = std::fs::read(&file).unwrap_or_else(|_| {
+            panic!(
+                "no screenshot of {path}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+        });
+        assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "{path}");
+        eprintln!("screenshot of {path}: {}", file.display());
+    }
+    server.stop().await;
+}
