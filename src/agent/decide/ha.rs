@@ -9,9 +9,10 @@
 //! - Then a server reloads only when, in every relationship it is in, its
 //!   own state and its partner's are normal (hot-standby, load-balancing,
 //!   passive-backup, backup). Else the reload is held, at most `max_hold`.
-//! - After the reload its state is followed until normal again; the
-//!   reload is an error for HA when it ends in `terminated`, in
-//!   `partner-down` it was not in before, or not normal by the timeout.
+//! - After the reload its state is followed until normal again (or back in
+//!   the `partner-down` it was in before: a lone survivor); the reload is an
+//!   error for HA when it ends in `terminated`, in a `partner-down` it was
+//!   not in before, or not settled by the timeout.
 
 use crate::agent::config::SecondaryEdits;
 use crate::event::wire::Ha;
@@ -205,6 +206,8 @@ pub fn followed(
 ) -> Followed {
     match now {
         Some(state) if is_normal(state) => Followed::Normal,
+        // A lone survivor back where it was: its partner was down before the reload.
+        Some("partner-down") if before == Some("partner-down") => Followed::Normal,
         Some("terminated") => Followed::Failed(
             "the reload left HA terminated: this server no longer serves as part of the pair (check the partners' configs match: subnet ids, prefixes, pools; then ha-reset)".into(),
         ),
@@ -372,8 +375,9 @@ mod tests {
                 Some("partner-down"),
                 Some("partner-down"),
                 1,
-                Followed::Wait,
+                Followed::Normal,
             ),
+            (Some("partner-down"), Some("waiting"), 1, Followed::Wait),
         ];
         for (before, now, elapsed, expected) in cases {
             assert_eq!(
@@ -386,7 +390,7 @@ mod tests {
             (Some("hot-standby"), Some("terminated"), 1),
             (Some("hot-standby"), Some("partner-down"), 1),
             (Some("hot-standby"), Some("syncing"), 60),
-            (Some("partner-down"), Some("partner-down"), 60),
+            (Some("partner-down"), Some("waiting"), 60),
         ] {
             let verdict = followed(before, now, t(elapsed), t(60));
             assert!(
