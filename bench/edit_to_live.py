@@ -328,8 +328,10 @@ class Agent:
     def __init__(self, binary, work, kea, settle_ms, central_url=None):
         toml = os.path.join(work, "agent.toml")
         with open(toml, "w") as f:
-            f.write('[agent]\nstate_dir = "%s"\nsettle_ms = %d\n[[service]]\nname = "dhcp4"\nconfig_file = "%s"\n'
-                    % (os.path.join(work, "state"), settle_ms, kea.conf))
+            # Its own admin socket: never the host's /run/kea-sync-agent.
+            f.write('[agent]\nstate_dir = "%s"\nsettle_ms = %d\nadmin_socket = "%s"\n'
+                    '[[service]]\nname = "dhcp4"\nconfig_file = "%s"\n'
+                    % (os.path.join(work, "state"), settle_ms, os.path.join(work, "admin.sock"), kea.conf))
             if central_url:
                 f.write('[upstream]\nurl = "%s/v1/events"\n' % central_url)
         self.log = os.path.join(work, "agent.log")

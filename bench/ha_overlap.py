@@ -193,7 +193,7 @@ def main():
             os.makedirs(adir)
             toml = os.path.join(adir, "agent.toml")
             with open(toml, "w") as f:
-                f.write(f'[agent]\nstate_dir = "{adir}/state"\n\n[[service]]\nname = "dhcp4"\n'
+                f.write(f'[agent]\nstate_dir = "{adir}/state"\nadmin_socket = "{adir}/admin.sock"\n\n[[service]]\nname = "dhcp4"\n'
                         f'config_file = "{files[i]}"\ncontrol_socket = "{sockets[i]}"\n')
             log = open(os.path.join(adir, "agent.log"), "w")
             agents.append(subprocess.Popen([args.agent, "run", "--config", toml],

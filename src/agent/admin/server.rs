@@ -237,9 +237,12 @@ async fn apply(state: &AdminState, query: &str) -> Response<Body> {
             StatusCode::OK,
             &serde_json::to_value(applied).unwrap_or_default(),
         ),
+        // The daemon dropped the request: it does not manage the service, or it is stopping.
         Err(_) => problem(
             StatusCode::NOT_FOUND,
-            &format!("service {service} is not managed by this agent"),
+            &format!(
+                "the daemon gave no answer for {service}: it does not manage it, or it is stopping"
+            ),
         ),
     }
 }
