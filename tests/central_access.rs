@@ -5,6 +5,7 @@
 //! keeping them out of the database itself; `serve` refusing open reads off loopback.
 #![cfg(feature = "central")]
 
+#[macro_use]
 mod central_support;
 
 use base64::Engine;
@@ -205,19 +206,6 @@ async fn stored_text(db: &TestDb) -> String {
         }
     }
     text
-}
-
-macro_rules! on_both_backends {
-    ($($name:ident),*) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Backend::Sqlite).await })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Backend::Postgres).await })*
-        }
-    };
 }
 
 on_both_backends!(

@@ -3,6 +3,7 @@
 //! API, the page, and a database that goes down.
 #![cfg(feature = "central")]
 
+#[macro_use]
 mod central_support;
 
 use central_support::{Backend, TestDb, TestServer, config_a, config_b, event, gzip, ulid};
@@ -458,19 +459,6 @@ async fn large_configs(backend: Backend) {
         Some(5000)
     );
     server.stop().await;
-}
-
-macro_rules! on_both_backends {
-    ($($name:ident),*) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Backend::Sqlite).await })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Backend::Postgres).await })*
-        }
-    };
 }
 
 on_both_backends!(ingest_contract, read_api, large_configs);

@@ -31,6 +31,31 @@ fn chromium(args: &[&str], url: &str) -> std::process::Output {
     })
 }
 
+/// A screenshot of `path` in target/tmp/central-screenshots/NAME.png, checked to be a
+/// PNG of some size.
+fn screenshot(server: &TestServer, name: &str, path: &str) {
+    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("central-screenshots");
+    std::fs::create_dir_all(&shots).expect("screenshot dir");
+    let file = shots.join(format!("{name}.png"));
+    let _ = std::fs::remove_file(&file);
+    let output = chromium(
+        &[&format!("--screenshot={}", file.display())],
+        &server.url(path),
+    );
+    let png = std::fs::read(&file).unwrap_or_else(|_| {
+        panic!(
+            "no screenshot of {path}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 10_000,
+        "{path}: {} bytes",
+        png.len()
+    );
+    eprintln!("screenshot of {path}: {}", file.display());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_render_in_headless_chromium() {
     let db = TestDb::new(Backend::Sqlite);
@@ -63,31 +88,12 @@ async fn pages_render_in_headless_chromium() {
     );
     assert!(dom.contains("edit rejected") && dom.contains("drift") && dom.contains("in sync"));
 
-    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("central-screenshots");
-    std::fs::create_dir_all(&shots).expect("should succeed");
     for (name, path) in [
         ("fleet", "/"),
         ("server", "/servers/kea-north/dhcp4"),
         ("diff", "/servers/kea-north/dhcp4/diff?from=1&to=2"),
     ] {
-        let file = shots.join(format!("{name}.png"));
-        let _ = std::fs::remove_file(&file);
-        let output = chromium(
-            &[&format!("--screenshot={}", file.display())],
-            &server.url(path),
-        );
-        let png = std::fs::read(&file).unwrap_or_else(|_| {
-            panic!(
-                "no screenshot of {path}: {}",
-                String::from_utf8_lossy(&output.stderr)
-            )
-        });
-        assert!(
-            png.starts_with(b"\x89PNG") && png.len() > 10_000,
-            "{path}: {} bytes",
-            png.len()
-        );
-        eprintln!("screenshot of {path}: {}", file.display());
+        screenshot(&server, name, path);
     }
     server.stop().await;
 }
@@ -136,23 +142,8 @@ async fn review_and_ha_pages_render_in_headless_chromium() {
         dom.contains("Review of version 1: 1 finding") && dom.contains("reservation_in_pool"),
         "{dom}"
     );
-    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("central-screenshots");
-    std::fs::create_dir_all(&shots).expect("screenshot dir");
     for (name, path) in [("ha", "/ha"), ("findings", "/servers/kea-b/dhcp4")] {
-        let file = shots.join(format!("{name}.png"));
-        let _ = std::fs::remove_file(&file);
-        let output = chromium(
-            &[&format!("--screenshot={}", file.display())],
-            &server.url(path),
-        );
-        let png = std::fs::read(&file).unwrap_or_else(|_| {
-            panic!(
-                "no screenshot of {path}: {}",
-                String::from_utf8_lossy(&output.stderr)
-            )
-        });
-        assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "{path}");
-        eprintln!("screenshot of {path}: {}", file.display());
+        screenshot(&server, name, path);
     }
     server.stop().await;
 }

@@ -3,6 +3,7 @@
 //! and the server's page shows the current version's.
 #![cfg(feature = "central")]
 
+#[macro_use]
 mod central_support;
 
 use central_support::{Backend, TestDb, TestServer, event};
@@ -87,19 +88,6 @@ async fn versions_carry_their_findings(backend: Backend) {
     let page = get(&server, "/servers/dhcp1/dhcp4").await;
     assert!(page.contains("Review of version 2: no findings"), "{page}");
     server.stop().await;
-}
-
-macro_rules! on_both_backends {
-    ($($name:ident),*) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Backend::Sqlite).await })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Backend::Postgres).await })*
-        }
-    };
 }
 
 /// One partner's config of a hot-standby pair s1 (primary) + s2.

@@ -2,6 +2,7 @@
 //! each backend. Events go through the ingest pipeline without HTTP.
 #![cfg(feature = "central")]
 
+#[macro_use]
 mod central_support;
 
 use axum::body::Body;
@@ -342,19 +343,6 @@ async fn concurrent_ingest(backend: Backend) {
     );
     let stats = store.stats().await.expect("should succeed");
     assert_eq!((stats.events, stats.versions, stats.configs), (25, 25, 4));
-}
-
-macro_rules! on_both_backends {
-    ($($name:ident),*) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Backend::Sqlite).await })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Backend::Postgres).await })*
-        }
-    };
 }
 
 on_both_backends!(

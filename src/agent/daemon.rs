@@ -355,24 +355,14 @@ impl Daemon {
                 slot.last_outcome = Some(event.outcome);
             }
             record_metrics(&self.metrics, service, &checked.events, started.elapsed());
-            self.board
-                .lock()
-                .checked(slot.sync.status(), &checked.events);
-            let applied = Applied {
-                events: checked.events.iter().map(|e| serde_json::to_value(e).unwrap_or_default()).collect(),
-                note: checked.events.is_empty().then(|| match checked.next {
-                    Next::Idle => "nothing new: the files are as last applied or reported".to_string(),
-                    Next::RecheckAfterSettle => "the files do not parse yet (a writer may be mid-write); looking again after settling".into(),
-                    Next::Retry => "Kea could not be reached; retrying with backoff".into(),
-                    Next::Hold(_) => format!(
-                        "the reload waits for the HA pair: {}",
-                        slot.sync.status().reload_held.unwrap_or_default()
-                    ),
-                }),
-            };
-            for waiting in slot.apply_waiting.drain(..) {
-                let _ = waiting.send(applied.clone());
+            let status = slot.sync.status();
+            if !slot.apply_waiting.is_empty() {
+                let applied = applied(&checked.events, checked.next, status.reload_held.as_deref());
+                for waiting in slot.apply_waiting.drain(..) {
+                    let _ = waiting.send(applied.clone());
+                }
             }
+            self.board.lock().checked(status, &checked.events);
             match checked.next {
                 Next::Idle => slot.attempt = 0,
                 Next::RecheckAfterSettle => {
@@ -671,6 +661,29 @@ async fn stop_pusher(pusher: RunningPusher) {
     if tokio::time::timeout(PUSHER_GRACE, &mut task).await.is_err() {
         tracing::warn!("upstream delivery in flight did not finish in time; it stays queued");
         task.abort();
+    }
+}
+
+/// A check's result as an apply through the admin API answers it.
+fn applied(events: &[SyncEvent], next: Next, held: Option<&str>) -> Applied {
+    let note = events.is_empty().then(|| match next {
+        Next::Idle => "nothing new: the files are as last applied or reported".to_string(),
+        Next::RecheckAfterSettle => {
+            "the files do not parse yet (a writer may be mid-write); looking again after settling"
+                .into()
+        }
+        Next::Retry => "Kea could not be reached; retrying with backoff".into(),
+        Next::Hold(_) => format!(
+            "the reload waits for the HA pair: {}",
+            held.unwrap_or_default()
+        ),
+    });
+    Applied {
+        events: events
+            .iter()
+            .map(|e| serde_json::to_value(e).unwrap_or_default())
+            .collect(),
+        note,
     }
 }
 

@@ -155,9 +155,6 @@ pub async fn serve(
         }
         None => None,
     };
-    if let Some(path) = &args.tokens_file {
-        users::warn_if_readable(path, "tokens file");
-    }
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(load_acceptor(cert, key)?),
         _ => None,

@@ -102,14 +102,14 @@ pub fn relationships_of(fleet: &[ServerConfig]) -> Vec<Relationship> {
     found
         .into_iter()
         .map(|((_, peers), (mode, members))| {
-            let missing = peers
+            let missing: Vec<String> = peers
                 .iter()
                 .filter(|name| !members.iter().any(|(m, _)| m.this_server_name == **name))
                 .cloned()
                 .collect();
             let differences = compare(&members);
             Relationship {
-                in_sync: differences.is_empty() && missing_is_empty(&peers, &members),
+                in_sync: differences.is_empty() && missing.is_empty(),
                 peers,
                 mode,
                 servers: members.into_iter().map(|(m, _)| m).collect(),
@@ -118,12 +118,6 @@ pub fn relationships_of(fleet: &[ServerConfig]) -> Vec<Relationship> {
             }
         })
         .collect()
-}
-
-fn missing_is_empty(peers: &[String], members: &[(Member, &ServerConfig)]) -> bool {
-    peers
-        .iter()
-        .all(|name| members.iter().any(|(m, _)| m.this_server_name == *name))
 }
 
 /// Every server's current config from `store` (the one read of this

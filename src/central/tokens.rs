@@ -3,7 +3,6 @@
 
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 /// Why the tokens file cannot be used.
@@ -48,13 +47,7 @@ impl Tokens {
                 path: path.to_path_buf(),
             });
         }
-        let mode = std::fs::metadata(path).map_or(0, |m| m.permissions().mode());
-        if mode & 0o004 != 0 {
-            tracing::warn!(
-                "tokens file {} is readable by every user: chmod 600 it",
-                path.display()
-            );
-        }
+        super::users::warn_if_readable(path, "tokens file");
         Ok(tokens)
     }
 

@@ -16,6 +16,22 @@ use std::sync::Arc;
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 
+/// `on_both_backends!(a, b)`: tests `sqlite::a`, `postgres::a`, ... calling the
+/// suite's `async fn a(backend: Backend)` once per backend (the suite imports `Backend`).
+#[allow(unused_macros)]
+macro_rules! on_both_backends {
+    ($($name:ident),*) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::Backend::Sqlite).await })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::Backend::Postgres).await })*
+        }
+    };
+}
+
 /// The two store backends; every storage test runs on both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {

@@ -156,29 +156,31 @@ async fn answer(request: Request<Incoming>, state: &AdminState, read_only: bool)
 }
 
 fn status(state: &AdminState) -> Value {
-    let (queued, dead) = outbox_now(state);
-    let now = OutboxNow {
-        queued: &queued,
-        dead: &dead,
-        dropped: state.outbox.dropped(),
-    };
-    let board = state.board.lock();
-    view::status(
-        &board,
-        &now,
-        |s| state.deliveries.service(s),
-        SystemTime::now(),
-    )
+    with_outbox(state, |now| {
+        let board = state.board.lock();
+        view::status(
+            &board,
+            now,
+            |s| state.deliveries.service(s),
+            SystemTime::now(),
+        )
+    })
 }
 
 fn outbox(state: &AdminState) -> Value {
+    with_outbox(state, |now| {
+        view::outbox(now, |id| state.deliveries.attempts(id), SystemTime::now())
+    })
+}
+
+/// `answer` given what the outbox holds now.
+fn with_outbox(state: &AdminState, answer: impl FnOnce(&OutboxNow) -> Value) -> Value {
     let (queued, dead) = outbox_now(state);
-    let now = OutboxNow {
+    answer(&OutboxNow {
         queued: &queued,
         dead: &dead,
         dropped: state.outbox.dropped(),
-    };
-    view::outbox(&now, |id| state.deliveries.attempts(id), SystemTime::now())
+    })
 }
 
 fn outbox_now(state: &AdminState) -> (Vec<Entry>, Vec<crate::upstream::outbox::DeadEntry>) {
