@@ -56,7 +56,9 @@ pub struct UserAddArgs {
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// The database: sqlite:///path/central.db, or postgres://user@host:port/db
-    /// (add ?host=/socket/dir for a unix socket). Migrations run at start.
+    /// (add ?host=/socket/dir for a unix socket, or
+    /// ?sslmode=verify-full&sslrootcert=/path/ca.pem for TLS). Migrations run
+    /// at start, under an advisory lock on PostgreSQL (centrals may share it).
     #[arg(
         long,
         env = "KEA_SYNC_CENTRAL_DB",

@@ -1,5 +1,6 @@
 //! `--db` URLs: `sqlite:///path/central.db` or
-//! `postgres://user[:password]@host:port/db[?host=/socket/dir]`.
+//! `postgres://user[:password]@host:port/db[?host=/socket/dir]`, with libpq's
+//! `sslmode` and `sslrootcert` for TLS to PostgreSQL.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -32,6 +33,33 @@ pub struct PgUrl {
     pub port: u16,
     pub dbname: String,
     pub connect_timeout: Duration,
+    pub tls: PgTls,
+}
+
+/// TLS to PostgreSQL, as libpq's `sslmode` and `sslrootcert` ask for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PgTls {
+    /// `disable`, `allow`, `prefer` (and the default): no TLS.
+    Off,
+    /// `require`: encrypted, the server's certificate not checked.
+    Require,
+    /// `verify-ca` (or `require` with `sslrootcert`): the certificate must be
+    /// signed by the CA in `root_cert`; any host name.
+    VerifyCa { root_cert: PathBuf },
+    /// `verify-full`: signed by the CA and issued for the host connected to.
+    VerifyFull { root_cert: PathBuf },
+}
+
+impl PgTls {
+    /// The `sslmode` this stands for.
+    pub fn mode(&self) -> &'static str {
+        match self {
+            PgTls::Off => "disable",
+            PgTls::Require => "require",
+            PgTls::VerifyCa { .. } => "verify-ca",
+            PgTls::VerifyFull { .. } => "verify-full",
+        }
+    }
 }
 
 impl fmt::Debug for PgUrl {
@@ -49,14 +77,19 @@ impl fmt::Display for PgUrl {
                 f,
                 "postgres://{}{password}@:{}/{}?host={}",
                 self.user, self.port, self.dbname, self.host
-            )
+            )?;
         } else {
             write!(
                 f,
                 "postgres://{}{password}@{}:{}/{}",
                 self.user, self.host, self.port, self.dbname
-            )
+            )?;
         }
+        if self.tls != PgTls::Off {
+            let join = if self.host.starts_with('/') { '&' } else { '?' };
+            write!(f, "{join}sslmode={}", self.tls.mode())?;
+        }
+        Ok(())
     }
 }
 
@@ -110,7 +143,10 @@ fn parse_postgres(rest: &str) -> Result<PgUrl, String> {
         port: 5432,
         dbname: String::new(),
         connect_timeout: Duration::from_secs(5),
+        tls: PgTls::Off,
     };
+    let mut sslmode = String::from("prefer");
+    let mut root_cert: Option<PathBuf> = None;
     if let Some(userinfo) = userinfo {
         let (user, password) = match userinfo.split_once(':') {
             Some((user, password)) => (user, Some(percent_decode(password)?)),
@@ -148,15 +184,17 @@ fn parse_postgres(rest: &str) -> Result<PgUrl, String> {
                     .map_err(|_| format!("connect_timeout {value:?} is not seconds"))?;
                 pg.connect_timeout = Duration::from_secs(seconds);
             }
-            "sslmode" if matches!(value.as_str(), "disable" | "allow" | "prefer") => {}
-            "sslmode" => {
-                return Err(
-                    "TLS to PostgreSQL is not supported: use a unix socket or loopback".into(),
-                );
+            "sslmode" => sslmode = value,
+            "sslrootcert" => root_cert = Some(PathBuf::from(value)),
+            "sslcert" | "sslkey" => {
+                return Err(format!(
+                    "{key}: client certificates are not supported; authenticate with a password (user:password@ or password=)"
+                ));
             }
             other => return Err(format!("unknown parameter {other:?}")),
         }
     }
+    pg.tls = tls_of(&sslmode, root_cert)?;
     if pg.host.is_empty() {
         // libpq's default on Debian: the local unix socket.
         pg.host = "/var/run/postgresql".to_string();
@@ -165,6 +203,26 @@ fn parse_postgres(rest: &str) -> Result<PgUrl, String> {
         pg.dbname = pg.user.clone();
     }
     Ok(pg)
+}
+
+/// libpq's meaning of `sslmode` and `sslrootcert` (`require` with a root
+/// certificate verifies the CA, as libpq does).
+fn tls_of(sslmode: &str, root_cert: Option<PathBuf>) -> Result<PgTls, String> {
+    let needs_root = |mode: &str| {
+        format!(
+            "sslmode={mode} needs sslrootcert=/path/ca.pem, the CA that signed PostgreSQL's certificate"
+        )
+    };
+    match (sslmode, root_cert) {
+        ("disable" | "allow" | "prefer", _) => Ok(PgTls::Off),
+        ("require", None) => Ok(PgTls::Require),
+        ("require" | "verify-ca", Some(root_cert)) => Ok(PgTls::VerifyCa { root_cert }),
+        ("verify-full", Some(root_cert)) => Ok(PgTls::VerifyFull { root_cert }),
+        (mode @ ("verify-ca" | "verify-full"), None) => Err(needs_root(mode)),
+        (other, _) => Err(format!(
+            "sslmode {other:?}: expected disable, prefer, require, verify-ca or verify-full"
+        )),
+    }
 }
 
 fn split_host_port(hostport: &str) -> Result<(String, Option<u16>), String> {
@@ -275,11 +333,37 @@ mod tests {
     }
 
     #[test]
+    fn tls_modes_as_libpq_means_them() {
+        assert_eq!(pg("postgres://u@h/d").tls, PgTls::Off);
+        assert_eq!(pg("postgres://u@h/d?sslmode=prefer").tls, PgTls::Off);
+        assert_eq!(pg("postgres://u@h/d?sslmode=require").tls, PgTls::Require);
+        let ca = PathBuf::from("/etc/ssl/pg-ca.pem");
+        assert_eq!(
+            pg("postgres://u@h/d?sslmode=require&sslrootcert=/etc/ssl/pg-ca.pem").tls,
+            PgTls::VerifyCa {
+                root_cert: ca.clone()
+            }
+        );
+        let full = pg(
+            "postgres://u:pw@db.example:5432/d?sslmode=verify-full&sslrootcert=/etc/ssl/pg-ca.pem",
+        );
+        assert_eq!(full.tls, PgTls::VerifyFull { root_cert: ca });
+        assert_eq!(
+            full.to_string(),
+            "postgres://u:***@db.example:5432/d?sslmode=verify-full"
+        );
+    }
+
+    #[test]
     fn refusals_hide_the_password() {
-        let error =
-            DbUrl::parse("postgres://u:secret@h/d?sslmode=require").expect_err("should be refused");
+        let error = DbUrl::parse("postgres://u:secret@h/d?sslmode=verify-full")
+            .expect_err("should be refused");
         assert!(!error.to_string().contains("secret"), "{error}");
-        assert!(error.problem.contains("TLS"));
+        assert!(error.problem.contains("sslrootcert"), "{error}");
+        let error = DbUrl::parse("postgres://u@h/d?sslmode=on").expect_err("should be refused");
+        assert!(error.problem.contains("verify-full"), "{error}");
+        let error = DbUrl::parse("postgres://u@h/d?sslcert=/c.pem").expect_err("should be refused");
+        assert!(error.problem.contains("client certificates"), "{error}");
         assert!(DbUrl::parse("mysql://x").is_err());
         assert!(DbUrl::parse("postgres://h:port/d").is_err());
     }

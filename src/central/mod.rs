@@ -9,8 +9,8 @@
 //!
 //! Run it: `kea-sync-central serve --db sqlite:///var/lib/kea-sync-central/central.db
 //! --listen 0.0.0.0:8443 --tls-cert cert.pem --tls-key key.pem --tokens-file tokens`
-//! (`postgres://user@host:5432/db`, or `postgres://user@:5432/db?host=/run/postgresql`
-//! for a unix socket). Routes:
+//! (`postgres://user@host:5432/db?sslmode=verify-full&sslrootcert=ca.pem`, or
+//! `postgres://user@:5432/db?host=/run/postgresql` for a unix socket). Routes:
 //!
 //! | route | what |
 //! |---|---|

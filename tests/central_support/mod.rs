@@ -45,11 +45,48 @@ pub struct TempPostgres {
     dir: TempDir,
     bin: PathBuf,
     port: u16,
+    /// Server options beyond the unix socket (TLS on 127.0.0.1).
+    extra_options: String,
 }
 
 impl TempPostgres {
     /// initdb + pg_ctl start as the `postgres` user (the tests run as root).
     pub fn start() -> TempPostgres {
+        let pg = TempPostgres::init();
+        pg.start_again();
+        pg
+    }
+
+    /// Also listening on 127.0.0.1 with TLS on (`cert_pem`, `key_pem`);
+    /// pg_hba.conf there takes TLS connections only (trust), plain ones are refused.
+    pub fn start_tls(cert_pem: &str, key_pem: &str) -> TempPostgres {
+        let mut pg = TempPostgres::init();
+        let data = pg.dir.path().join("data");
+        std::fs::write(data.join("server.crt"), cert_pem).expect("write server.crt");
+        std::fs::write(data.join("server.key"), key_pem).expect("write server.key");
+        std::fs::write(
+            data.join("pg_hba.conf"),
+            "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostnossl all all 127.0.0.1/32 reject\n",
+        )
+        .expect("write pg_hba.conf");
+        for file in ["server.crt", "server.key", "pg_hba.conf"] {
+            let path = data.join(file).display().to_string();
+            run("chown", &["postgres:postgres", &path]);
+            run("chmod", &["0600", &path]);
+        }
+        pg.extra_options =
+            "-c listen_addresses=127.0.0.1 -c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key"
+                .to_string();
+        pg.start_again();
+        pg
+    }
+
+    /// The TCP port (with `start_tls`, on 127.0.0.1).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    fn init() -> TempPostgres {
         let bin = postgres_bin();
         let dir = tempfile::Builder::new()
             .prefix("central-pg.")
@@ -71,13 +108,12 @@ impl TempPostgres {
             "--locale=C",
         ];
         run_as_postgres(&bin.join("initdb"), &initdb);
-        let pg = TempPostgres {
+        TempPostgres {
             port: free_port(),
             bin,
             dir,
-        };
-        pg.start_again();
-        pg
+            extra_options: "-c listen_addresses=''".to_string(),
+        }
     }
 
     /// The `--db` URL (unix socket in the temp dir).
@@ -97,9 +133,10 @@ impl TempPostgres {
     /// Starts the server (again).
     pub fn start_again(&self) {
         let options = format!(
-            "-k {} -p {} -c listen_addresses='' -c fsync=off",
+            "-k {} -p {} {} -c fsync=off",
             self.dir.path().display(),
-            self.port
+            self.port,
+            self.extra_options
         );
         let log = self.dir.path().join("postgres.log");
         self.pg_ctl(&[

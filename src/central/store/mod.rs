@@ -3,6 +3,7 @@
 //! default) and PostgreSQL run the same SQL (`sql.rs`) through `row.rs`'s
 //! neutral parameters and rows.
 
+mod pg_tls;
 pub mod plan;
 mod postgres;
 mod records;
@@ -67,7 +68,15 @@ impl Store {
             DbUrl::Sqlite { path } => Store::Sqlite(SqliteStore::open(path).await?),
             DbUrl::Postgres(pg) => Store::Postgres(Box::new(PgStore::open(pg, connections).await?)),
         };
-        let version = store.migrate().await?;
+        let version = match &store {
+            Store::Sqlite(_) => store.migrate().await?,
+            Store::Postgres(pg) => {
+                let lock = pg.migration_lock().await?;
+                let version = store.migrate().await?;
+                drop(lock);
+                version
+            }
+        };
         tracing::info!(
             backend = store.backend(),
             schema_version = version,

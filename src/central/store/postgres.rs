@@ -1,18 +1,23 @@
-//! PostgreSQL backend: a small pool of tokio-postgres connections, each with
-//! its prepared statements, made (again) on demand so a restarted database is
-//! picked up without restarting the central.
+//! PostgreSQL backend: a small pool of tokio-postgres connections (TLS when
+//! the URL's `sslmode` asks, `pg_tls.rs`), each with its prepared statements,
+//! made (again) on demand so a restarted database is picked up without
+//! restarting the central. Migrations run under an advisory lock, so centrals
+//! sharing one database (behind one load balancer) may start together.
 
 use super::StoreError;
+use super::pg_tls;
 use super::row::{Cell, Param, Row, Step, StepsOutcome};
-use crate::central::dburl::PgUrl;
+use crate::central::dburl::{PgTls, PgUrl};
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::{Mutex, PoisonError};
 use std::task::Poll;
 use std::time::Duration;
 use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio_postgres::config::SslMode;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, Config, NoTls, Statement};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 pub const BACKEND: &str = "postgres";
 
@@ -22,9 +27,17 @@ pub const DATABASE_BYTES: &str = "SELECT CAST(pg_database_size(current_database(
 /// A store operation that takes longer than this fails (503) instead of hanging.
 const OPERATION_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The advisory lock key every kea-sync-central takes while migrating
+/// ("kea_sync" in ASCII): one migrates, the others wait and then find nothing to do.
+const MIGRATION_LOCK: i64 = 0x6b65_615f_7379_6e63;
+
+/// How long a central waits for another one's migration.
+const MIGRATION_LOCK_WAIT: Duration = Duration::from_secs(300);
+
 /// A PostgreSQL database reached over TCP or a unix socket.
 pub struct PgStore {
     config: Config,
+    tls: Option<MakeRustlsConnect>,
     idle: Mutex<Vec<PgConn>>,
     permits: Semaphore,
 }
@@ -56,18 +69,68 @@ impl PgStore {
         if let Some(password) = &url.password {
             config.password(password);
         }
+        let open_failed = |detail: String| StoreError::Open {
+            backend: BACKEND,
+            target: url.to_string(),
+            detail,
+        };
+        let tls = pg_tls::connector(&url.tls).map_err(open_failed)?;
+        if tls.is_some() {
+            config.ssl_mode(SslMode::Require);
+        }
         let store = PgStore {
             config,
+            tls,
             idle: Mutex::new(Vec::new()),
             permits: Semaphore::new(connections.max(1)),
         };
-        let first = store.connect().await.map_err(|e| StoreError::Open {
-            backend: BACKEND,
-            target: url.to_string(),
-            detail: e.to_string(),
+        let first = store.connect().await.map_err(|e| {
+            let detail = e.to_string();
+            open_failed(match tls_hint(&url.tls, &detail) {
+                Some(hint) => format!("{detail} ({hint})"),
+                None => detail,
+            })
         })?;
         store.idle_list().push(first);
         Ok(store)
+    }
+
+    /// Takes the migration lock on a connection of its own (outside the pool,
+    /// so a pool of one still migrates); dropping the lock closes it, which
+    /// releases the lock even if the central dies midway.
+    pub async fn migration_lock(&self) -> Result<MigrationLock, StoreError> {
+        let conn = self.connect().await?;
+        let taken: bool = conn
+            .client
+            .query_one("SELECT pg_try_advisory_lock($1)", &[&MIGRATION_LOCK])
+            .await
+            .and_then(|row| row.try_get(0))
+            .map_err(unavailable)?;
+        if !taken {
+            tracing::info!(
+                "another kea-sync-central is migrating this database: waiting (at most {}s)",
+                MIGRATION_LOCK_WAIT.as_secs()
+            );
+            let wait = conn
+                .client
+                .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK]);
+            match tokio::time::timeout(MIGRATION_LOCK_WAIT, wait).await {
+                Ok(done) => {
+                    done.map_err(unavailable)?;
+                }
+                Err(_) => {
+                    return Err(StoreError::Unavailable {
+                        backend: BACKEND,
+                        detail: format!(
+                            "another kea-sync-central held the migration lock for over {}s: \
+                             is one stuck? (SELECT pid FROM pg_locks WHERE locktype = 'advisory')",
+                            MIGRATION_LOCK_WAIT.as_secs()
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(MigrationLock { _conn: conn })
     }
 
     /// Runs statements without parameters or transaction (DDL).
@@ -193,12 +256,22 @@ impl PgStore {
     }
 
     async fn connect(&self) -> Result<PgConn, StoreError> {
-        let (client, connection) = self.config.connect(NoTls).await.map_err(unavailable)?;
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%error, "postgres connection ended");
+        let client = match &self.tls {
+            None => {
+                let (client, connection) = self.config.connect(NoTls).await.map_err(unavailable)?;
+                tokio::spawn(watch_connection(connection));
+                client
             }
-        });
+            Some(tls) => {
+                let (client, connection) = self
+                    .config
+                    .connect(tls.clone())
+                    .await
+                    .map_err(unavailable)?;
+                tokio::spawn(watch_connection(connection));
+                client
+            }
+        };
         Ok(PgConn {
             client,
             statements: HashMap::new(),
@@ -207,6 +280,36 @@ impl PgStore {
 
     fn idle_list(&self) -> std::sync::MutexGuard<'_, Vec<PgConn>> {
         self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Held while migrating; see `PgStore::migration_lock`.
+pub struct MigrationLock {
+    _conn: PgConn,
+}
+
+async fn watch_connection(connection: impl Future<Output = Result<(), tokio_postgres::Error>>) {
+    if let Err(error) = connection.await {
+        tracing::debug!(%error, "postgres connection ended");
+    }
+}
+
+/// What to check when a TLS connection fails on its certificate.
+fn tls_hint(tls: &PgTls, detail: &str) -> Option<String> {
+    if !detail.contains("certificate") {
+        return None;
+    }
+    match tls {
+        PgTls::VerifyFull { root_cert } => Some(format!(
+            "check that {} is the CA that signed PostgreSQL's certificate and that the certificate \
+             names the host in the URL; sslmode=verify-ca skips the name",
+            root_cert.display()
+        )),
+        PgTls::VerifyCa { root_cert } => Some(format!(
+            "check that {} is the CA that signed PostgreSQL's certificate",
+            root_cert.display()
+        )),
+        PgTls::Off | PgTls::Require => None,
     }
 }
 
