@@ -149,12 +149,34 @@ async fn ha_pairs_in_and_out_of_sync(backend: Backend) {
         .collect();
     assert_eq!(members, [("dhcp-a", "primary"), ("dhcp-b", "standby")]);
     assert_eq!(relationship["servers"][1]["this_server_name"], "s2");
-    // The standby gains a subnet the primary lacks.
-    post(
-        &server,
-        &event(3, "dhcp-b", "applied", 2, Some(partner("s2", true))),
-    )
-    .await;
+    assert!(
+        relationship["servers"][1].get("reported").is_none(),
+        "no event carried HA state yet: {ha}"
+    );
+    // The standby gains a subnet the primary lacks; its agent reports the HA
+    // state after the reload and warns of an edit on the standby.
+    let mut edited = event(3, "dhcp-b", "applied", 2, Some(partner("s2", true)));
+    edited["ha"] = json!({"this_server": "s2", "role": "standby", "mode": "hot-standby",
+        "partner": "s1", "state_before": "hot-standby", "state_after": "waiting",
+        "partner_state_after": "hot-standby", "error": "not back to hot-standby within 60s"});
+    edited["warnings"] =
+        json!(["edited on the standby s2: the primary s1 does not have this edit"]);
+    post(&server, &edited).await;
+    let events: Value =
+        serde_json::from_str(&get(&server, "/v1/servers/dhcp-b/dhcp4/events").await).expect("json");
+    let newest = &events["events"][0];
+    assert_eq!(newest["ha"][0]["state_after"], "waiting", "{events}");
+    assert_eq!(newest["ha"][0]["partner"], "s1", "{events}");
+    assert_eq!(
+        newest["warnings"][0],
+        "edited on the standby s2: the primary s1 does not have this edit"
+    );
+    assert!(events["events"][1].get("ha").is_none(), "{events}");
+    let page = get(&server, "/servers/dhcp-b/dhcp4").await;
+    assert!(
+        page.contains("edited on the standby s2") && page.contains("not back to hot-standby"),
+        "{page}"
+    );
     let ha: Value = serde_json::from_str(&get(&server, "/v1/ha").await).expect("json");
     let relationship = &ha["relationships"][0];
     assert_eq!(relationship["in_sync"], false, "{ha}");
@@ -164,10 +186,31 @@ async fn ha_pairs_in_and_out_of_sync(backend: Backend) {
         "{ha}"
     );
     assert_eq!(difference["text"], "only on dhcp-b");
+    let reported = &relationship["servers"][1]["reported"];
+    assert_eq!(reported["state"], "waiting", "{ha}");
+    assert_eq!(reported["partner_state"], "hot-standby", "{ha}");
+    assert!(relationship["servers"][0].get("reported").is_none(), "{ha}");
     let page = get(&server, "/ha").await;
     assert!(
         page.contains("s1 + s2") && page.contains("differs") && page.contains("only on dhcp-b"),
         "{page}"
+    );
+    assert!(
+        page.contains("waiting") && page.contains("no event with HA state yet"),
+        "{page}"
+    );
+    // The next event of a server without HA state clears it.
+    post(
+        &server,
+        &event(4, "dhcp-b", "applied", 3, Some(partner("s2", false))),
+    )
+    .await;
+    let ha: Value = serde_json::from_str(&get(&server, "/v1/ha").await).expect("json");
+    assert!(
+        ha["relationships"][0]["servers"][1]
+            .get("reported")
+            .is_none(),
+        "{ha}"
     );
     server.stop().await;
 }

@@ -6,7 +6,7 @@
 //! contract asks of v1 receivers.
 
 use super::time::parse_rfc3339_millis;
-use crate::event::wire::Wire;
+use crate::event::wire::{Ha, Wire};
 use crate::event::{Kind, SCHEMA};
 use serde::Deserialize;
 use serde_json::Value;
@@ -57,6 +57,11 @@ pub struct Event {
     pub rolled_back: Option<bool>,
     /// Whether Kea served DHCP after the step, as the agent saw it.
     pub serving: Option<bool>,
+    /// The server's HA relationships as the step left them (every one for a
+    /// hub; empty for a server without HA).
+    pub ha: Vec<Ha<String>>,
+    /// What the operator should know though the step succeeded.
+    pub warnings: Vec<String>,
 }
 
 impl Event {
@@ -170,6 +175,10 @@ fn check<C>(wire: Wire<String, C>) -> Result<(Event, Option<C>), EventError> {
         .drift
         .map_or((None, None), |d| (d.file_sha256, d.live_hash));
     let config = wire.config.filter(|_| wire.kind.carries_config());
+    let ha = match wire.ha_relationships {
+        Some(all) if !all.is_empty() => all,
+        _ => wire.ha.into_iter().collect(),
+    };
     let event = Event {
         id: wire.id,
         agent_host: wire.agent.host,
@@ -191,6 +200,8 @@ fn check<C>(wire: Wire<String, C>) -> Result<(Event, Option<C>), EventError> {
         queued_at: timestamp("queued_at", wire.queued_at)?,
         rolled_back: wire.rolled_back,
         serving: wire.serving,
+        ha,
+        warnings: wire.warnings,
     };
     Ok((event, config))
 }

@@ -9,6 +9,8 @@
 use super::diff::{ChangeKind, diff_configs};
 use super::secrets;
 use super::store::{Store, StoreError};
+use super::time::format_millis;
+use crate::event::wire::Ha;
 use crate::kea::ha::relationships;
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -30,6 +32,9 @@ pub struct ServerConfig {
     pub server: String,
     pub service: String,
     pub config: Value,
+    /// What the server's newest event reported of its HA relationships, and when.
+    pub ha: Vec<Ha<String>>,
+    pub seen_ms: i64,
 }
 
 /// A server in a relationship.
@@ -39,6 +44,35 @@ pub struct Member {
     pub service: String,
     pub this_server_name: String,
     pub role: String,
+    /// This server's HA state as its agent last reported it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reported: Option<Reported>,
+}
+
+/// A member's HA state from its newest event (the config says who pairs
+/// with whom; only the agent knows the state).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Reported {
+    pub state: Option<String>,
+    pub partner_state: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// When the event was received.
+    pub at: String,
+}
+
+impl Reported {
+    /// What `ha` (a server's newest report) says of relationship member `this_server`.
+    fn of(ha: &[Ha<String>], this_server: &str, seen_ms: i64) -> Option<Reported> {
+        ha.iter()
+            .find(|r| r.this_server == this_server)
+            .map(|r| Reported {
+                state: r.state_after.clone(),
+                partner_state: r.partner_state_after.clone(),
+                error: r.error.clone(),
+                at: format_millis(seen_ms),
+            })
+    }
 }
 
 /// One thing that differs between two partners.
@@ -91,6 +125,7 @@ pub fn relationships_of(fleet: &[ServerConfig]) -> Vec<Relationship> {
                 service: server.service.clone(),
                 this_server_name: relationship.this_server.clone(),
                 role: relationship.role().to_string(),
+                reported: Reported::of(&server.ha, &relationship.this_server, server.seen_ms),
             };
             found
                 .entry((server.service.clone(), peers))
@@ -144,6 +179,8 @@ pub async fn load_fleet(store: &Store) -> Result<Vec<ServerConfig>, StoreError> 
             server: summary.server,
             service: summary.service,
             config,
+            ha: summary.ha,
+            seen_ms: summary.last_seen_ms,
         });
     }
     Ok(fleet)
@@ -255,7 +292,31 @@ mod tests {
                             {"name": "s1", "url": "http://10.0.0.1:8000/", "role": "primary",
                              "basic-auth-password": "pw"},
                             {"name": "s2", "url": "http://10.0.0.2:8000/", "role": "standby"}]}]}}]}}),
+            ha: Vec::new(),
+            seen_ms: 0,
         }
+    }
+
+    #[test]
+    fn each_member_carries_its_reported_state() {
+        let mut a = server("dhcp-a", "s1", subnets());
+        a.ha = vec![Ha {
+            this_server: "s1".into(),
+            role: "primary".into(),
+            mode: "hot-standby".into(),
+            partner: Some("s2".into()),
+            state_before: Some("hot-standby".into()),
+            state_after: Some("partner-down".into()),
+            partner_state_after: Some("unknown".into()),
+            error: Some("partner-down after the reload".into()),
+        }];
+        let fleet = [a, server("dhcp-b", "s2", subnets())];
+        let relationship = &relationships_of(&fleet)[0];
+        let reported = relationship.servers[0].reported.as_ref().expect("reported");
+        assert_eq!(reported.state.as_deref(), Some("partner-down"));
+        assert_eq!(reported.partner_state.as_deref(), Some("unknown"));
+        assert!(reported.error.is_some());
+        assert_eq!(relationship.servers[1].reported, None);
     }
 
     fn subnets() -> Value {

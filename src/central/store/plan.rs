@@ -60,6 +60,7 @@ pub fn ingest_steps(incoming: Incoming) -> Vec<Step> {
         None => (None, None),
     };
     let applied_ms = event.applied_at.as_ref().map(|t| t.millis);
+    let ha = json_list(&event.ha);
     let mut steps = Vec::with_capacity(4);
     if let Some((hash, json_bytes, gzip)) = new_body {
         steps.push(Step {
@@ -99,6 +100,8 @@ pub fn ingest_steps(incoming: Incoming) -> Vec<Step> {
             Param::Int(received_ms),
             Param::OptInt(event.rolled_back.map(i64::from)),
             Param::OptInt(event.serving.map(i64::from)),
+            Param::OptText(ha.clone()),
+            Param::OptText(json_list(&event.warnings)),
         ],
         must_insert: true,
     });
@@ -125,6 +128,7 @@ pub fn ingest_steps(incoming: Incoming) -> Vec<Step> {
             Param::Text(event.text.clone()),
             Param::Int(drift_open),
             Param::Int(reject_open),
+            Param::OptText(ha),
         ],
         must_insert: false,
     });
@@ -146,6 +150,13 @@ pub fn ingest_steps(incoming: Incoming) -> Vec<Step> {
         });
     }
     steps
+}
+
+/// A list as stored: JSON text, NULL (`None`) when empty.
+fn json_list<T: serde::Serialize>(items: &[T]) -> Option<String> {
+    (!items.is_empty())
+        .then(|| serde_json::to_string(items).ok())
+        .flatten()
 }
 
 #[cfg(test)]
@@ -179,6 +190,8 @@ mod tests {
             queued_at: at,
             rolled_back: None,
             serving: None,
+            ha: Vec::new(),
+            warnings: Vec::new(),
         }
     }
 

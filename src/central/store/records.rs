@@ -3,6 +3,8 @@
 use super::StoreError;
 use super::row::Row;
 use crate::central::time::format_millis;
+use crate::event::wire::Ha;
+use serde::de::DeserializeOwned;
 use serde::{Serialize, Serializer};
 
 /// One server and service of the fleet, with its current state.
@@ -31,6 +33,9 @@ pub struct ServerSummary {
     pub drift_open: bool,
     /// An edit was rejected and no applied/snapshot came since.
     pub reject_open: bool,
+    /// The HA relationships as the newest event reported them (at `last_seen_at`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ha: Vec<Ha<String>>,
 }
 
 impl ServerSummary {
@@ -52,6 +57,7 @@ impl ServerSummary {
             last_text: row.text(13)?,
             drift_open: row.int(14)? != 0,
             reject_open: row.int(15)? != 0,
+            ha: json_list(row.opt_text(16)?)?,
         })
     }
 }
@@ -121,6 +127,12 @@ pub struct EventInfo {
     /// Whether Kea served DHCP after the step, as the agent saw it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub serving: Option<bool>,
+    /// The server's HA relationships as the step left them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ha: Vec<Ha<String>>,
+    /// What the agent warned about though the step succeeded.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 impl EventInfo {
@@ -137,6 +149,8 @@ impl EventInfo {
             version: row.opt_int(8)?,
             rolled_back: row.opt_int(9)?.map(|n| n != 0),
             serving: row.opt_int(10)?.map(|n| n != 0),
+            ha: json_list(row.opt_text(11)?)?,
+            warnings: json_list(row.opt_text(12)?)?,
         })
     }
 }
@@ -154,6 +168,15 @@ pub struct StorageStats {
     pub config_json_bytes: i64,
     /// The whole database on disk (SQLite pages / pg_database_size).
     pub database_bytes: i64,
+}
+
+/// A stored JSON list (NULL: empty).
+fn json_list<T: DeserializeOwned>(text: Option<String>) -> Result<Vec<T>, StoreError> {
+    match text {
+        None => Ok(Vec::new()),
+        Some(text) => serde_json::from_str(&text)
+            .map_err(|e| StoreError::Data(format!("a stored JSON list does not parse: {e}"))),
+    }
 }
 
 fn rfc3339<S: Serializer>(millis: &i64, serializer: S) -> Result<S::Ok, S::Error> {

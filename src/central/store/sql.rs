@@ -3,7 +3,7 @@
 //! type whose name differs (BLOB / BYTEA).
 
 /// Versioned migrations, applied in order, each in its own transaction.
-pub const MIGRATIONS: &[(i64, &str)] = &[(1, MIGRATION_1), (2, MIGRATION_2)];
+pub const MIGRATIONS: &[(i64, &str)] = &[(1, MIGRATION_1), (2, MIGRATION_2), (3, MIGRATION_3)];
 
 /// Creates the version table; safe to run every start.
 pub const CREATE_SCHEMA_VERSION: &str = "CREATE TABLE IF NOT EXISTS schema_version (version BIGINT PRIMARY KEY, applied_ms BIGINT NOT NULL)";
@@ -88,6 +88,15 @@ ALTER TABLE events ADD COLUMN rolled_back BIGINT;
 ALTER TABLE events ADD COLUMN serving BIGINT;
 ";
 
+/// What an HA server's agent reported (JSON arrays: the event's HA
+/// relationships as the step left them, its warnings; NULL when none), and
+/// the newest report per server.
+const MIGRATION_3: &str = "
+ALTER TABLE events ADD COLUMN ha TEXT;
+ALTER TABLE events ADD COLUMN warnings TEXT;
+ALTER TABLE servers ADD COLUMN ha TEXT;
+";
+
 /// Whether the event and the config body are already stored.
 pub const PRECHECK: &str = "SELECT (SELECT COUNT(*) FROM events WHERE id = $1), \
     (SELECT COUNT(*) FROM configs WHERE hash = $2)";
@@ -100,9 +109,9 @@ pub const INSERT_CONFIG: &str = "INSERT INTO configs (hash, json_bytes, body, fi
 pub const INSERT_EVENT: &str = "INSERT INTO events (id, server, service, kind, sequence, agent_host, \
     agent_machine_id, agent_version, kea_version, file_path, file_sha256, config_hash, content_hash, \
     text, drift_file_sha256, drift_live_hash, detected_at, applied_at, queued_at, detected_ms, received_ms, \
-    rolled_back, serving) \
+    rolled_back, serving, ha, warnings) \
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, \
-    $22, $23) \
+    $22, $23, $24, $25) \
     ON CONFLICT (id) DO NOTHING";
 
 /// The server's state after the event. The inserted values are the state after
@@ -110,8 +119,8 @@ pub const INSERT_EVENT: &str = "INSERT INTO events (id, server, service, kind, s
 /// stays open through a drift and vice versa, both close on applied/snapshot.
 pub const UPSERT_SERVER: &str = "INSERT INTO servers (server, service, version_count, current_version, \
     content_hash, config_hash, kea_version, agent_host, agent_version, last_applied_ms, last_seen_ms, \
-    last_event_kind, last_event_id, last_sequence, last_text, drift_open, reject_open) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
+    last_event_kind, last_event_id, last_sequence, last_text, drift_open, reject_open, ha) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) \
     ON CONFLICT (server, service) DO UPDATE SET \
     version_count = servers.version_count + excluded.version_count, \
     current_version = CASE WHEN excluded.version_count > 0 THEN servers.version_count + 1 \
@@ -127,6 +136,7 @@ pub const UPSERT_SERVER: &str = "INSERT INTO servers (server, service, version_c
     last_event_id = excluded.last_event_id, \
     last_sequence = excluded.last_sequence, \
     last_text = excluded.last_text, \
+    ha = excluded.ha, \
     drift_open = CASE excluded.last_event_kind WHEN 'rejected' THEN servers.drift_open \
         ELSE excluded.drift_open END, \
     reject_open = CASE excluded.last_event_kind WHEN 'drift' THEN servers.reject_open \
@@ -142,13 +152,13 @@ pub const INSERT_VERSION: &str = "INSERT INTO versions (server, service, number,
 /// Every server and service.
 pub const SERVERS: &str = "SELECT server, service, current_version, content_hash, config_hash, \
     kea_version, agent_host, agent_version, last_applied_ms, last_seen_ms, last_event_kind, \
-    last_event_id, last_sequence, last_text, drift_open, reject_open \
+    last_event_id, last_sequence, last_text, drift_open, reject_open, ha \
     FROM servers ORDER BY server, service";
 
 /// One server and service.
 pub const SERVER: &str = "SELECT server, service, current_version, content_hash, config_hash, \
     kea_version, agent_host, agent_version, last_applied_ms, last_seen_ms, last_event_kind, \
-    last_event_id, last_sequence, last_text, drift_open, reject_open \
+    last_event_id, last_sequence, last_text, drift_open, reject_open, ha \
     FROM servers WHERE server = $1 AND service = $2";
 
 /// A page of versions, newest first, below a version number.
@@ -165,7 +175,7 @@ pub const VERSION_BODY: &str = "SELECT v.number, v.event_id, v.kind, v.content_h
 
 /// A page of events, newest first.
 pub const EVENTS: &str = "SELECT e.id, e.kind, e.sequence, e.text, e.detected_ms, e.applied_at, \
-    e.received_ms, e.config_hash, v.number, e.rolled_back, e.serving \
+    e.received_ms, e.config_hash, v.number, e.rolled_back, e.serving, e.ha, e.warnings \
     FROM events e LEFT JOIN versions v ON v.event_id = e.id \
     WHERE e.server = $1 AND e.service = $2 ORDER BY e.received_ms DESC, e.id DESC LIMIT $3";
 

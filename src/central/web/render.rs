@@ -3,7 +3,7 @@
 
 use super::html::{ago, escape, page, segment, server_href, shorten};
 use crate::central::diff::{Category, Change, ChangeKind};
-use crate::central::pairs::Relationship;
+use crate::central::pairs::{Relationship, Reported};
 use crate::central::review::Finding;
 use crate::central::store::{EventInfo, ServerSummary, VersionInfo};
 use crate::central::time::format_millis;
@@ -115,19 +115,20 @@ pub fn ha(relationships: &[Relationship]) -> String {
         };
         let _ = write!(
             body,
-            "<h2>{} ({}) {pill}</h2><table><tr><th>Server</th><th>Service</th><th>this-server-name</th><th>Role</th></tr>",
+            "<h2>{} ({}) {pill}</h2><table><tr><th>Server</th><th>Service</th><th>this-server-name</th><th>Role</th><th>State (as its agent last reported)</th></tr>",
             escape(&relationship.peers.join(" + ")),
             escape(&relationship.mode)
         );
         for member in &relationship.servers {
             let _ = write!(
                 body,
-                "<tr><td><a href=\"{}\">{}</a></td><td>{}</td><td class=\"mono\">{}</td><td>{}</td></tr>",
+                "<tr><td><a href=\"{}\">{}</a></td><td>{}</td><td class=\"mono\">{}</td><td>{}</td><td>{}</td></tr>",
                 server_href(&member.server, &member.service),
                 escape(&member.server),
                 escape(&member.service),
                 escape(&member.this_server_name),
-                escape(&member.role)
+                escape(&member.role),
+                reported_state(member.reported.as_ref())
             );
         }
         body.push_str("</table>");
@@ -330,10 +331,50 @@ pub fn server(
     page(&format!("{name} / {service}"), &body)
 }
 
+/// A member's reported HA state: the state, its partner's, any error, when.
+fn reported_state(reported: Option<&Reported>) -> String {
+    let Some(reported) = reported else {
+        return "<span class=\"muted\">no event with HA state yet</span>".to_string();
+    };
+    let state = reported.state.as_deref().unwrap_or("unknown");
+    let mut cell = format!(
+        "<span class=\"mono\">{}</span> (partner: {}) <span class=\"muted\">{}</span>",
+        escape(state),
+        escape(reported.partner_state.as_deref().unwrap_or("unknown")),
+        escape(&reported.at)
+    );
+    if let Some(error) = &reported.error {
+        let _ = write!(
+            cell,
+            "<br><span class=\"pill rejected\">{}</span>",
+            escape(error)
+        );
+    }
+    cell
+}
+
 /// What a person must see first about an event: a rolled-back rejection
-/// leaves Kea on the last good config; a Kea not serving DHCP is an outage.
+/// leaves Kea on the last good config; a Kea not serving DHCP is an outage;
+/// HA errors and the agent's warnings.
 fn outcome_marks(event: &EventInfo) -> String {
     let mut marks = String::new();
+    for ha in &event.ha {
+        if let Some(error) = &ha.error {
+            let _ = write!(
+                marks,
+                "<span class=\"pill rejected\">HA {}: {}</span> ",
+                escape(&ha.this_server),
+                escape(error)
+            );
+        }
+    }
+    for warning in &event.warnings {
+        let _ = write!(
+            marks,
+            "<span class=\"pill drift\">{}</span> ",
+            escape(warning)
+        );
+    }
     if event.rolled_back == Some(true) {
         marks
             .push_str("<span class=\"pill ok\">rolled back: Kea runs the last good config</span> ");
@@ -455,6 +496,7 @@ mod tests {
             last_text: "<reloaded>".into(),
             drift_open: false,
             reject_open: false,
+            ha: Vec::new(),
         }
     }
 
@@ -495,6 +537,8 @@ mod tests {
             version: None,
             rolled_back,
             serving,
+            ha: Vec::new(),
+            warnings: Vec::new(),
         };
         assert!(
             outcome_marks(&event(Some(true), Some(true))).contains("Kea runs the last good config")
