@@ -4,48 +4,15 @@
 
 #[macro_use]
 mod central_support;
+mod tls_support;
 
 use central_support::{TempPostgres, TestServer, event, ulid};
 use kea_sync_agent::central::dburl::DbUrl;
 use kea_sync_agent::central::ingest::Central;
 use kea_sync_agent::central::store::{Store, StoreError};
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
-};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
-
-/// A CA and a server certificate for `localhost` only, signed by it.
-struct Certs {
-    ca_pem: String,
-    server_cert_pem: String,
-    server_key_pem: String,
-}
-
-fn make_certs(ca_name: &str) -> Certs {
-    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name.push(DnType::CommonName, ca_name);
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let ca_key = KeyPair::generate().expect("CA key");
-    let ca_cert = ca.self_signed(&ca_key).expect("self-sign the CA");
-    let issuer = Issuer::new(ca, ca_key);
-    let mut server = CertificateParams::new(vec!["localhost".to_string()]).expect("params");
-    server
-        .distinguished_name
-        .push(DnType::CommonName, "localhost");
-    server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let server_key = KeyPair::generate().expect("server key");
-    let server_cert = server
-        .signed_by(&server_key, &issuer)
-        .expect("sign the server certificate");
-    Certs {
-        ca_pem: ca_cert.pem(),
-        server_cert_pem: server_cert.pem(),
-        server_key_pem: server_key.serialize_pem(),
-    }
-}
+use tls_support::make_certs;
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
@@ -99,11 +66,15 @@ async fn round_trip(url: &str, n: u32) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_to_postgresql_verified_and_required() {
-    let certs = make_certs("central test CA");
+    let certs = make_certs("central test CA", &["localhost"]);
     let pg = TempPostgres::start_tls(&certs.server_cert_pem, &certs.server_key_pem);
     let dir = tempfile::tempdir().expect("temp dir");
     let ca = write(dir.path(), "ca.pem", &certs.ca_pem);
-    let other_ca = write(dir.path(), "other-ca.pem", &make_certs("another CA").ca_pem);
+    let other_ca = write(
+        dir.path(),
+        "other-ca.pem",
+        &make_certs("another CA", &["localhost"]).ca_pem,
+    );
     let port = pg.port();
     let base =
         |host: &str, query: &str| format!("postgres://postgres@{host}:{port}/postgres?{query}");

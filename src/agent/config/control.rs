@@ -3,7 +3,7 @@
 
 use super::{ConfigError, ServiceConfig};
 use crate::dialect::{Style, expand_file};
-use crate::kea::{ControlChannel, HttpControl, Service, UnixControl};
+use crate::kea::{ControlChannel, HttpControl, HttpOptions, Password, Service, UnixControl};
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 
@@ -22,23 +22,117 @@ pub enum ControlEndpoint {
     Http(String),
 }
 
+/// What Kea's HTTP(S) control socket asks of a client, as its config says:
+/// the CA it trusts itself (`trust-anchor`, which signed its certificate in
+/// the usual setup), whether it wants a client certificate, and the first
+/// basic-auth client of `authentication.clients`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeaHttpAccess {
+    pub trust_anchor: Option<PathBuf>,
+    /// `cert-required` (Kea's default: true) on a TLS socket.
+    pub cert_required: bool,
+    pub client: Option<KeaClient>,
+}
+
+/// One basic-auth client of Kea's `authentication.clients`; file paths are
+/// joined with `authentication.directory` as Kea joins them.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct KeaClient {
+    pub user: Option<String>,
+    pub user_file: Option<PathBuf>,
+    pub password: Option<String>,
+    /// The password; without a user (or user-file), `user:password`.
+    pub password_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for KeaClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeaClient")
+            .field("user", &self.user)
+            .field("user_file", &self.user_file)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("password_file", &self.password_file)
+            .finish()
+    }
+}
+
 /// The control endpoint in a Kea config document (`{"Dhcp4": {...}}`):
 /// `control-socket`, else the first usable entry of Kea 3.x's `control-sockets`.
 pub fn control_endpoint_from_config(value: &Value, service: Service) -> Option<ControlEndpoint> {
+    chosen_socket(value, service).map(|(endpoint, _)| endpoint)
+}
+
+/// What the socket `control_endpoint_from_config` picks asks of a client
+/// (nothing for a unix socket).
+pub fn http_access_from_config(value: &Value, service: Service) -> KeaHttpAccess {
+    match chosen_socket(value, service) {
+        Some((ControlEndpoint::Http(url), socket)) => access_of(socket, url.starts_with("https:")),
+        _ => KeaHttpAccess::default(),
+    }
+}
+
+fn chosen_socket(
+    value: &Value,
+    service: Service,
+) -> Option<(ControlEndpoint, &Map<String, Value>)> {
     let section = value.get(service.config_key())?;
-    if let Some(endpoint) = section
+    fn with_endpoint(
+        socket: &Map<String, Value>,
+    ) -> Option<(ControlEndpoint, &Map<String, Value>)> {
+        endpoint_of(socket).map(|e| (e, socket))
+    }
+    if let Some(found) = section
         .get("control-socket")
         .and_then(Value::as_object)
-        .and_then(endpoint_of)
+        .and_then(with_endpoint)
     {
-        return Some(endpoint);
+        return Some(found);
     }
     section
         .get("control-sockets")?
         .as_array()?
         .iter()
         .filter_map(Value::as_object)
-        .find_map(endpoint_of)
+        .find_map(with_endpoint)
+}
+
+fn access_of(socket: &Map<String, Value>, tls: bool) -> KeaHttpAccess {
+    let text = |map: &Map<String, Value>, key: &str| {
+        map.get(key)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    let authentication = socket.get("authentication").and_then(Value::as_object);
+    let directory = authentication
+        .and_then(|a| text(a, "directory"))
+        .map(PathBuf::from);
+    let in_directory = |file: String| match &directory {
+        Some(directory) => directory.join(file),
+        None => PathBuf::from(file),
+    };
+    let client = authentication
+        .filter(|a| {
+            a.get("type")
+                .and_then(Value::as_str)
+                .is_none_or(|t| t == "basic")
+        })
+        .and_then(|a| a.get("clients"))
+        .and_then(Value::as_array)
+        .and_then(|clients| clients.iter().find_map(Value::as_object))
+        .map(|client| KeaClient {
+            user: text(client, "user"),
+            user_file: text(client, "user-file").map(in_directory),
+            password: text(client, "password"),
+            password_file: text(client, "password-file").map(in_directory),
+        });
+    KeaHttpAccess {
+        trust_anchor: text(socket, "trust-anchor")
+            .filter(|_| tls)
+            .map(PathBuf::from),
+        cert_required: tls && socket.get("cert-required").and_then(Value::as_bool) != Some(false),
+        client,
+    }
 }
 
 /// One socket entry; None when its type is unknown or a required field missing.
@@ -108,6 +202,42 @@ fn resolve_socket_name(name: &Path, include_base: &Path, socket_dir: &Path) -> P
     }
 }
 
+/// The user and password of a Kea basic-auth client, reading its files as
+/// Kea does (a trailing newline is not part of them); the failing file and why.
+fn kea_credentials(client: &KeaClient) -> Result<(String, String), (PathBuf, String)> {
+    let read = |path: &Path| {
+        std::fs::read_to_string(path)
+            .map(|text| text.trim_end_matches(['\r', '\n']).to_string())
+            .map_err(|e| (path.to_path_buf(), e.to_string()))
+    };
+    let user = match (&client.user, &client.user_file) {
+        (Some(user), _) => Some(user.clone()),
+        (None, Some(file)) => Some(read(file)?),
+        (None, None) => None,
+    };
+    let password = match (&client.password, &client.password_file) {
+        (Some(password), _) => Some(password.clone()),
+        (None, Some(file)) => Some(read(file)?),
+        (None, None) => None,
+    };
+    match (user, password) {
+        (Some(user), password) => Ok((user, password.unwrap_or_default())),
+        // Without a user, the password file holds the whole secret, user:password.
+        (None, Some(secret)) => match secret.split_once(':') {
+            Some((user, password)) => Ok((user.to_string(), password.to_string())),
+            None => Err((
+                client.password_file.clone().unwrap_or_default(),
+                "the client has no user, and the file holds no user:password".to_string(),
+            )),
+        },
+        (None, None) => Err((
+            PathBuf::new(),
+            "the first client of authentication.clients has neither user nor password-file"
+                .to_string(),
+        )),
+    }
+}
+
 fn exists(path: &Path) -> bool {
     path.symlink_metadata().is_ok()
 }
@@ -123,29 +253,75 @@ impl ServiceConfig {
     /// The control channel: control_socket / control_url when set; else read
     /// from the Kea config file (expanded with the include base).
     pub fn control_channel(&self) -> Result<ControlChannel, ConfigError> {
-        let endpoint = match (&self.control_socket, &self.control_url) {
-            (Some(socket), _) => ControlEndpoint::Unix(socket.clone()),
-            (None, Some(url)) => ControlEndpoint::Http(url.clone()),
-            (None, None) => self.endpoint_from_kea_config()?,
+        let (endpoint, access) = match (&self.control_socket, &self.control_url) {
+            (Some(socket), _) => (ControlEndpoint::Unix(socket.clone()), None),
+            (None, Some(url)) => (ControlEndpoint::Http(url.clone()), None),
+            (None, None) => {
+                let (endpoint, access) = self.endpoint_from_kea_config()?;
+                (endpoint, Some(access))
+            }
         };
         match endpoint {
             ControlEndpoint::Unix(path) => {
                 Ok(ControlChannel::Unix(UnixControl::new(path, self.timeout)))
             }
-            ControlEndpoint::Http(url) => HttpControl::new(&url, &self.http_options())
-                .map(ControlChannel::Http)
-                .map_err(|source| ConfigError::HttpControl {
-                    service: self.service,
-                    url,
-                    agent_config: self.agent_config.clone(),
-                    source: Box::new(source),
-                }),
+            ControlEndpoint::Http(url) => {
+                HttpControl::new(&url, &self.http_options_for(&url, access)?)
+                    .map(ControlChannel::Http)
+                    .map_err(|source| ConfigError::HttpControl {
+                        service: self.service,
+                        url,
+                        agent_config: self.agent_config.clone(),
+                        source: Box::new(source),
+                    })
+            }
         }
     }
 
+    /// The HTTP options for `url`: agent.toml's, and for a socket read from
+    /// Kea's config, what agent.toml leaves unset taken from that socket (its
+    /// trust-anchor as the CA, its first basic-auth client), as Stork's agent
+    /// does: the agent runs as Kea's user and reads what Kea reads.
+    fn http_options_for(
+        &self,
+        url: &str,
+        access: Option<KeaHttpAccess>,
+    ) -> Result<HttpOptions, ConfigError> {
+        let mut options = self.http_options();
+        let Some(access) = access else {
+            return Ok(options);
+        };
+        if options.ca_file.is_none() {
+            options.ca_file = access.trust_anchor;
+        }
+        if access.cert_required && options.client_cert.is_none() {
+            return Err(ConfigError::KeaWantsClientCert {
+                service: self.service,
+                config_file: self.config_file.clone(),
+                url: url.to_string(),
+                agent_config: self.agent_config.clone(),
+            });
+        }
+        if options.user.is_none()
+            && let Some(client) = &access.client
+        {
+            let (user, password) =
+                kea_credentials(client).map_err(|(path, problem)| ConfigError::KeaAuthFile {
+                    service: self.service,
+                    path,
+                    problem,
+                    agent_config: self.agent_config.clone(),
+                })?;
+            options.user = Some(user);
+            options.password = Some(Password::new(password));
+            options.password_file = None;
+        }
+        Ok(options)
+    }
+
     /// Reads the control endpoint out of the Kea config file, resolving a
-    /// relative socket name.
-    fn endpoint_from_kea_config(&self) -> Result<ControlEndpoint, ConfigError> {
+    /// relative socket name; with what an HTTP socket asks of clients.
+    fn endpoint_from_kea_config(&self) -> Result<(ControlEndpoint, KeaHttpAccess), ConfigError> {
         let include_base = self.resolve_include_base();
         let expanded =
             expand_file(&self.config_file, &include_base, Style::Compact).map_err(|source| {
@@ -173,8 +349,22 @@ impl ServiceConfig {
             }
             http => http,
         };
-        tracing::debug!(service = %self.service, file = %self.config_file.display(), ?endpoint, "control channel read from Kea's config");
-        Ok(endpoint)
+        let mut access = http_access_from_config(&value, self.service);
+        // Kea opens relative files from its working directory: the include base.
+        let anchor = |path: PathBuf| {
+            if path.is_absolute() {
+                path
+            } else {
+                include_base.join(path)
+            }
+        };
+        access.trust_anchor = access.trust_anchor.map(anchor);
+        if let Some(client) = &mut access.client {
+            client.user_file = client.user_file.take().map(anchor);
+            client.password_file = client.password_file.take().map(anchor);
+        }
+        tracing::debug!(service = %self.service, file = %self.config_file.display(), ?endpoint, ?access, "control channel read from Kea's config");
+        Ok((endpoint, access))
     }
 }
 
@@ -204,9 +394,101 @@ fn control_view(json: &str, service: Service) -> Result<Value, serde_json::Error
 
 #[cfg(test)]
 mod tests {
-    use super::{control_view, resolve_socket_name};
+    use super::{
+        KeaClient, control_view, http_access_from_config, kea_credentials, resolve_socket_name,
+    };
     use crate::kea::Service;
+    use serde_json::json;
     use std::path::{Path, PathBuf};
+
+    #[test]
+    fn what_a_kea_3_https_socket_asks_of_clients() {
+        let config =
+            json!({"Dhcp4": {"control-sockets": [{"socket-type": "unix", "socket-name": "s"}]}});
+        let access = http_access_from_config(&config, Service::Dhcp4);
+        assert_eq!(
+            (access.trust_anchor, access.cert_required, access.client),
+            (None, false, None)
+        );
+
+        let config = json!({"Dhcp4": {"control-sockets": [{"socket-type": "https", "socket-port": 8004,
+            "trust-anchor": "/etc/kea/ca.pem", "cert-file": "/etc/kea/c.pem", "key-file": "/etc/kea/k.pem",
+            "authentication": {"type": "basic", "realm": "kea", "directory": "/etc/kea",
+                "clients": [{"password-file": "agent-secret"}, {"user": "other"}]}}]}});
+        let access = http_access_from_config(&config, Service::Dhcp4);
+        assert_eq!(access.trust_anchor, Some(PathBuf::from("/etc/kea/ca.pem")));
+        assert!(access.cert_required, "Kea's default");
+        let client = access.client.expect("first client");
+        assert_eq!(
+            client.password_file,
+            Some(PathBuf::from("/etc/kea/agent-secret"))
+        );
+        assert_eq!(client.user, None);
+
+        let config = json!({"Dhcp4": {"control-socket": {"socket-type": "http",
+            "authentication": {"clients": [{"user": "admin", "password": "1234"}]}}}});
+        let access = http_access_from_config(&config, Service::Dhcp4);
+        assert!(
+            !access.cert_required && access.trust_anchor.is_none(),
+            "plain HTTP"
+        );
+        let client = access.client.expect("client");
+        assert_eq!(
+            (client.user.as_deref(), client.password.as_deref()),
+            (Some("admin"), Some("1234"))
+        );
+        assert!(
+            !format!("{client:?}").contains("1234"),
+            "no password in logs"
+        );
+
+        let config = json!({"Dhcp4": {"control-sockets": [{"socket-type": "https",
+            "trust-anchor": "/ca.pem", "cert-required": false}]}});
+        assert!(!http_access_from_config(&config, Service::Dhcp4).cert_required);
+    }
+
+    #[test]
+    fn kea_client_credentials_read_as_kea_reads_them() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let write = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).expect("write");
+            path
+        };
+        let whole = KeaClient {
+            password_file: Some(write("secret", "agent:s3cr:et\n")),
+            ..KeaClient::default()
+        };
+        assert_eq!(
+            kea_credentials(&whole),
+            Ok(("agent".into(), "s3cr:et".into()))
+        );
+        let split = KeaClient {
+            user_file: Some(write("user", "agent\n")),
+            password_file: Some(write("password", "pw")),
+            ..KeaClient::default()
+        };
+        assert_eq!(kea_credentials(&split), Ok(("agent".into(), "pw".into())));
+        let no_colon = KeaClient {
+            password_file: Some(write("bare", "pw")),
+            ..KeaClient::default()
+        };
+        assert!(
+            kea_credentials(&no_colon)
+                .expect_err("no user")
+                .1
+                .contains("user:password")
+        );
+        let missing = KeaClient {
+            user: Some("agent".into()),
+            password_file: Some(dir.path().join("absent")),
+            ..KeaClient::default()
+        };
+        assert_eq!(
+            kea_credentials(&missing).expect_err("absent").0,
+            dir.path().join("absent")
+        );
+    }
 
     #[test]
     fn control_view_keeps_only_the_control_sockets() {

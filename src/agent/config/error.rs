@@ -123,6 +123,29 @@ pub enum ConfigError {
         agent_config: ConfigSource,
     },
 
+    #[error(
+        "Kea's TLS control socket of {service} at {url} ({config_file}) requires a client certificate (cert-required is true, Kea's default): set client_cert and client_key in {}, or cert-required false in Kea's config",
+        agent_config.where_to_set()
+    )]
+    KeaWantsClientCert {
+        service: Service,
+        config_file: PathBuf,
+        url: String,
+        agent_config: ConfigSource,
+    },
+
+    #[error(
+        "cannot use the basic-auth client of {service}'s control socket in Kea's config ({}): {problem}; the agent reads what Kea reads (run it as Kea's user), or set user and password_file in {}",
+        path.display(),
+        agent_config.where_to_set()
+    )]
+    KeaAuthFile {
+        service: Service,
+        path: PathBuf,
+        problem: String,
+        agent_config: ConfigSource,
+    },
+
     #[error("cannot set up HTTP control of {service} at {url} (see {}): {source}", agent_config.where_to_set())]
     HttpControl {
         service: Service,
