@@ -37,6 +37,7 @@ pub mod diff;
 pub mod event;
 pub mod http;
 pub mod ingest;
+pub mod nofile;
 pub mod pairs;
 pub mod review;
 pub mod secrets;
