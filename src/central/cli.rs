@@ -209,12 +209,8 @@ pub async fn serve(
             "--store-secrets false: secrets in configs are redacted before they are stored"
         );
     }
-    let scheme = if tls.is_some() { "https" } else { "http" };
-    tracing::info!(
-        max_body_bytes = args.max_body_bytes,
-        "listening on {scheme}://{addr} (events: POST /v1/events, fleet: /)"
-    );
-    let headroom = nofile::HEADROOM + u64::try_from(args.db_connections).unwrap_or(u64::MAX);
+    let headroom =
+        nofile::HEADROOM.saturating_add(u64::try_from(args.db_connections).unwrap_or(u64::MAX));
     let limits = ConnectionLimits {
         header_timeout: args.header_timeout,
         idle_timeout: args.idle_timeout,
@@ -228,6 +224,11 @@ pub async fn serve(
         max_connections = limits.max_connections,
         max_connections_per_peer = limits.max_connections_per_peer,
         "connection limits"
+    );
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(
+        max_body_bytes = args.max_body_bytes,
+        "listening on {scheme}://{addr} (events: POST /v1/events, fleet: /)"
     );
     let central = Central::new(store, tokens, args.max_body_bytes)
         .with_readers(users)
