@@ -95,31 +95,45 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 8)]
     pub db_connections: usize,
     /// A client must finish its TLS handshake, and then each request's head
-    /// (request line and headers), within this of starting it; else the
-    /// connection is closed without an answer. Bounds clients that connect and
-    /// stall or drip their headers ("slow loris"). E.g. 10s, 1m.
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    /// (request line and headers), within this (from the accept; for a later
+    /// request on the connection, from its first byte); else the connection is
+    /// closed without an answer. Bounds clients that connect and stall or drip
+    /// their headers ("slow loris"). E.g. 10s, 1m.
+    #[arg(long, default_value = "10s", value_parser = positive_duration, value_name = "DURATION")]
     pub header_timeout: Duration,
     /// The whole body of POST /v1/events must arrive within this of its
     /// headers, else 408 and the connection is closed; nothing is stored. The
     /// default fits the largest body (--max-body-bytes) at about 1 MB/s.
-    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    #[arg(long, default_value = "60s", value_parser = positive_duration, value_name = "DURATION")]
     pub body_timeout: Duration,
     /// A kept-alive connection with no request in flight (or whose answer
     /// the client stopped reading) is closed after this. Agents reconnect.
-    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    #[arg(long, default_value = "60s", value_parser = positive_duration, value_name = "DURATION")]
     pub idle_timeout: Duration,
     /// Connections open at once, from everyone. One more is answered 503
     /// with Retry-After (plain HTTP) or closed (TLS). Each is a file
     /// descriptor: the open-files limit is raised to fit, or the cap lowered
     /// with a warning where the hard limit is lower.
-    #[arg(long, default_value_t = 1024, value_name = "N")]
+    #[arg(long, default_value_t = 1024, value_name = "N", value_parser = at_least_one())]
     pub max_connections: usize,
     /// Connections open at once from one IP address (an agent needs one or
     /// two). Behind a load balancer or reverse proxy every client has its
     /// address: raise this to about --max-connections there.
-    #[arg(long, default_value_t = 64, value_name = "N")]
+    #[arg(long, default_value_t = 64, value_name = "N", value_parser = at_least_one())]
     pub max_connections_per_peer: usize,
+}
+
+/// A humantime duration above zero (`10s`, `1m30s`).
+fn positive_duration(text: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(duration) if duration.is_zero() => Err("must be more than zero".into()),
+        Ok(duration) => Ok(duration),
+        Err(error) => Err(format!("{error} (e.g. 10s, 1m30s)")),
+    }
+}
+
+fn at_least_one() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::new().range(1..)
 }
 
 /// Why the central could not start or stopped with an error.
