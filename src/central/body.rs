@@ -18,6 +18,8 @@ pub enum BodyError {
     BadGzip(std::io::Error),
     #[error("unsupported Content-Encoding {0:?} (gzip or none)")]
     UnsupportedEncoding(String),
+    #[error("the body did not arrive within {} (--body-timeout)", humantime::format_duration(*.after))]
+    TimedOut { after: Duration },
 }
 
 /// How long a refused body is still read (and dropped) so the client sees the
@@ -42,6 +44,18 @@ pub async fn read_limited(mut body: Body, limit: usize) -> Result<Vec<u8>, BodyE
         out.extend_from_slice(&data);
     }
     Ok(out)
+}
+
+/// [`read_limited`], with the whole body due within `timeout` so a client
+/// that stalls or drips its body cannot hold the connection.
+pub async fn read_within(
+    body: Body,
+    limit: usize,
+    timeout: Duration,
+) -> Result<Vec<u8>, BodyError> {
+    tokio::time::timeout(timeout, read_limited(body, limit))
+        .await
+        .map_err(|_| BodyError::TimedOut { after: timeout })?
 }
 
 /// Decodes a body per its `Content-Encoding` (none, `identity` or `gzip`),
@@ -151,6 +165,31 @@ mod tests {
             decode(Some("gzip"), b"{}".to_vec(), 10),
             Err(BodyError::BadGzip(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn read_within_gives_up_on_a_stalled_body() {
+        /// Sends its first bytes, then nothing more, ever.
+        struct Stalled(Option<Bytes>);
+        impl HttpBody for Stalled {
+            type Data = Bytes;
+            type Error = std::convert::Infallible;
+            fn poll_frame(
+                mut self: Pin<&mut Self>,
+                _: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>>
+            {
+                match self.0.take() {
+                    Some(data) => std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(data)))),
+                    None => std::task::Poll::Pending,
+                }
+            }
+        }
+        let body = Body::new(Stalled(Some(Bytes::from_static(b"{\"id\":"))));
+        let read = read_within(body, 100, Duration::from_millis(50)).await;
+        assert!(matches!(read, Err(BodyError::TimedOut { .. })), "{read:?}");
+        let whole = read_within(Body::from("{}"), 100, Duration::from_secs(5)).await;
+        assert_eq!(whole.expect("a whole body in time"), b"{}");
     }
 
     #[tokio::test]

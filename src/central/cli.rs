@@ -1,8 +1,9 @@
 //! kea-sync-central's command line and its `serve` command.
 
 use super::dburl::{DbUrl, DbUrlError};
-use super::http::{self, ServeError};
+use super::http::{self, ConnectionLimits};
 use super::ingest::Central;
+use super::nofile;
 use super::store::{Store, StoreError};
 use super::tls::{TlsError, load_acceptor};
 use super::tokens::{Tokens, TokensError};
@@ -10,6 +11,7 @@ use super::users::{self, Users, UsersError};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
 
 /// The reference central for kea-sync-agent: stores every config version of
@@ -94,6 +96,46 @@ pub struct ServeArgs {
     /// PostgreSQL connections kept open (ignored for SQLite).
     #[arg(long, default_value_t = 8)]
     pub db_connections: usize,
+    /// A client must finish its TLS handshake, and then each request's head
+    /// (request line and headers), within this (from the accept; for a later
+    /// request on the connection, from its first byte); else the connection is
+    /// closed without an answer. Bounds clients that connect and stall or drip
+    /// their headers ("slow loris"). E.g. 10s, 1m.
+    #[arg(long, default_value = "10s", value_parser = positive_duration, value_name = "DURATION")]
+    pub header_timeout: Duration,
+    /// The whole body of POST /v1/events must arrive within this of its
+    /// headers, else 408 and the connection is closed; nothing is stored. The
+    /// default fits the largest body (--max-body-bytes) at about 1 MB/s.
+    #[arg(long, default_value = "60s", value_parser = positive_duration, value_name = "DURATION")]
+    pub body_timeout: Duration,
+    /// A kept-alive connection with no request in flight (or whose answer
+    /// the client stopped reading) is closed after this. Agents reconnect.
+    #[arg(long, default_value = "60s", value_parser = positive_duration, value_name = "DURATION")]
+    pub idle_timeout: Duration,
+    /// Connections open at once, from everyone. One more is answered 503
+    /// with Retry-After (plain HTTP) or closed (TLS). Each is a file
+    /// descriptor: the open-files limit is raised to fit, or the cap lowered
+    /// with a warning where the hard limit is lower.
+    #[arg(long, default_value_t = 1024, value_name = "N", value_parser = at_least_one())]
+    pub max_connections: usize,
+    /// Connections open at once from one IP address (an agent needs one or
+    /// two). Behind a load balancer or reverse proxy every client has its
+    /// address: raise this to about --max-connections there.
+    #[arg(long, default_value_t = 64, value_name = "N", value_parser = at_least_one())]
+    pub max_connections_per_peer: usize,
+}
+
+/// A humantime duration above zero (`10s`, `1m30s`).
+fn positive_duration(text: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(duration) if duration.is_zero() => Err("must be more than zero".into()),
+        Ok(duration) => Ok(duration),
+        Err(error) => Err(format!("{error} (e.g. 10s, 1m30s)")),
+    }
+}
+
+fn at_least_one() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::new().range(1..)
 }
 
 /// Why the central could not start or stopped with an error.
@@ -112,8 +154,6 @@ pub enum CentralError {
         addr: String,
         source: std::io::Error,
     },
-    #[error(transparent)]
-    Serve(#[from] ServeError),
     #[error(transparent)]
     Users(#[from] UsersError),
     #[error(
@@ -185,6 +225,22 @@ pub async fn serve(
             "--store-secrets false: secrets in configs are redacted before they are stored"
         );
     }
+    let headroom =
+        nofile::HEADROOM.saturating_add(u64::try_from(args.db_connections).unwrap_or(u64::MAX));
+    let limits = ConnectionLimits {
+        header_timeout: args.header_timeout,
+        idle_timeout: args.idle_timeout,
+        max_connections: nofile::fit(args.max_connections, headroom),
+        max_connections_per_peer: args.max_connections_per_peer,
+    };
+    tracing::info!(
+        header_timeout = %humantime::format_duration(limits.header_timeout),
+        body_timeout = %humantime::format_duration(args.body_timeout),
+        idle_timeout = %humantime::format_duration(limits.idle_timeout),
+        max_connections = limits.max_connections,
+        max_connections_per_peer = limits.max_connections_per_peer,
+        "connection limits"
+    );
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(
         max_body_bytes = args.max_body_bytes,
@@ -192,8 +248,9 @@ pub async fn serve(
     );
     let central = Central::new(store, tokens, args.max_body_bytes)
         .with_readers(users)
-        .with_store_secrets(args.store_secrets);
-    http::serve(listener, tls, Arc::new(central), shutdown).await?;
+        .with_store_secrets(args.store_secrets)
+        .with_body_timeout(args.body_timeout);
+    http::serve(listener, tls, Arc::new(central), limits, shutdown).await;
     tracing::info!("stopped");
     Ok(())
 }

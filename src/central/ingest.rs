@@ -1,6 +1,6 @@
 //! The way of one pushed event into the store, in order:
 //! 1. bearer token -> the server's identity (401 without/unknown),
-//! 2. body read with a bound (413), gzip undone with a bound (413),
+//! 2. body read with a bound (413) and a deadline (408), gzip undone with a bound (413),
 //! 3. JSON parsed and checked against the v1 schema (400 naming the field),
 //! 4. the config canonicalised and hashed (the body is stored once per hash),
 //! 5. one transaction: repeat ids store nothing (200), new ones everything (201);
@@ -21,6 +21,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use serde_json::value::RawValue;
 use std::collections::HashSet;
 use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
 use tokio::sync::Semaphore;
 
 /// Why an event was not stored.
@@ -53,6 +54,7 @@ impl IngestError {
             IngestError::Body(BodyError::UnsupportedEncoding(_)) => {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
             }
+            IngestError::Body(BodyError::TimedOut { .. }) => StatusCode::REQUEST_TIMEOUT,
             IngestError::Body(BodyError::Read(_)) | IngestError::Body(BodyError::BadGzip(_)) => {
                 StatusCode::BAD_REQUEST
             }
@@ -78,6 +80,9 @@ impl IngestError {
 /// larger ones go to the blocking pool, a few at a time.
 const INLINE_PARSE_BYTES: usize = 64 * 1024;
 
+/// `--body-timeout`'s default: a 64 MB body at ~1 MB/s, or a few MB on a poor link.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Content hashes remembered as stored, so most events skip the pre-check query.
 const KNOWN_CONFIGS_REMEMBERED: usize = 100_000;
 
@@ -92,6 +97,8 @@ pub struct Central {
     store_secrets: bool,
     /// Bound on the body, before and after gzip.
     max_body_bytes: usize,
+    /// The whole body must arrive within this (`--body-timeout`).
+    body_timeout: Duration,
     /// Bounds the CPU-heavy steps (gunzip, parse, hash, compress) running at once.
     cpu: Semaphore,
     /// Content hashes known to be stored (config bodies are never deleted).
@@ -118,6 +125,7 @@ impl Central {
             users: None,
             store_secrets: true,
             max_body_bytes,
+            body_timeout: DEFAULT_BODY_TIMEOUT,
             cpu: Semaphore::new(cpus),
             known_configs: Mutex::new(HashSet::new()),
         }
@@ -126,6 +134,14 @@ impl Central {
     /// Reads need a user of `users` (`--users-file`).
     pub fn with_readers(self, users: Option<Users>) -> Central {
         Central { users, ..self }
+    }
+
+    /// `--body-timeout`: a body not whole within `timeout` is answered 408.
+    pub fn with_body_timeout(self, body_timeout: Duration) -> Central {
+        Central {
+            body_timeout,
+            ..self
+        }
     }
 
     /// `--store-secrets false`: secrets are redacted before they are stored.
@@ -144,7 +160,7 @@ impl Central {
     /// Takes one `POST /v1/events` request.
     pub async fn ingest(&self, headers: &HeaderMap, body: Body) -> Result<Accepted, IngestError> {
         let identity = authenticate(self.tokens.as_ref(), headers)?;
-        let raw = body::read_limited(body, self.max_body_bytes).await?;
+        let raw = body::read_within(body, self.max_body_bytes, self.body_timeout).await?;
         let encoding = header_text(headers, header::CONTENT_ENCODING.as_str());
         let limit = self.max_body_bytes;
         let keep = self.store_secrets;

@@ -14,7 +14,7 @@
 //!
 //! | route | what |
 //! |---|---|
-//! | `POST /v1/events` | the contract: 201 stored, 200 repeat, 400 (names `field`), 401, 413, 415, 503 + `Retry-After` |
+//! | `POST /v1/events` | the contract: 201 stored, 200 repeat, 400 (names `field`), 401, 408 (body too slow), 413, 415, 503 + `Retry-After` |
 //! | `GET /v1/servers` | every server and service: version, hashes, last applied/seen, last event, `drift_open`, `reject_open` |
 //! | `GET /v1/servers/{server}/{service}/versions?limit=&before=` | versions newest first; `next_before` pages on |
 //! | `GET /v1/servers/{server}/{service}/versions/{n}` | version n with its full config |
@@ -37,6 +37,7 @@ pub mod diff;
 pub mod event;
 pub mod http;
 pub mod ingest;
+pub mod nofile;
 pub mod pairs;
 pub mod review;
 pub mod secrets;

@@ -274,6 +274,15 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(central: Central, tls: Option<tokio_rustls::TlsAcceptor>) -> TestServer {
+        TestServer::start_within(central, tls, http::ConnectionLimits::default()).await
+    }
+
+    /// [`TestServer::start`] with other connection limits.
+    pub async fn start_within(
+        central: Central,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+        limits: http::ConnectionLimits,
+    ) -> TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -285,9 +294,7 @@ impl TestServer {
             let shutdown = async move {
                 let _ = stopped.await;
             };
-            http::serve(listener, tls, served, shutdown)
-                .await
-                .expect("serve");
+            http::serve(listener, tls, served, limits, shutdown).await;
         });
         TestServer {
             addr,

@@ -1,72 +1,42 @@
 //! The HTTP face of the central: `POST /v1/events` (the upstream contract),
 //! the JSON read API (`read.rs`) and the web page (`../web`), served over
-//! plain TCP or TLS until the shutdown future completes.
+//! plain TCP or TLS until the shutdown future completes, every connection
+//! bounded in time and number (`limits.rs`, `listen.rs`).
 
+pub mod limits;
+mod listen;
 mod read;
 
 use super::access::ReadRefused;
 use super::ingest::{Accepted, Central, IngestError};
 use super::store::Stored;
-use super::tls::TlsListener;
 use super::web;
 use axum::Router;
 use axum::body::Body;
-use axum::extract::connect_info::Connected;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::serve::IncomingStream;
 use serde_json::json;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-/// Why serving stopped.
-#[derive(Debug, thiserror::Error)]
-pub enum ServeError {
-    #[error("cannot serve on {addr}: {source}")]
-    Listen {
-        addr: String,
-        source: std::io::Error,
-    },
-}
+pub use limits::ConnectionLimits;
+pub use listen::SHUTDOWN_GRACE;
 
-/// Serves `central` on `listener` (TLS when `tls` is given) until `shutdown` completes.
+/// Serves `central` on `listener` (TLS when `tls` is given) within `limits`
+/// until `shutdown` completes; requests in flight then get [`SHUTDOWN_GRACE`].
 pub async fn serve(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     central: Arc<Central>,
+    limits: ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), ServeError> {
-    let addr = listener
-        .local_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_else(|_| "?".into());
-    let fail = |source| ServeError::Listen {
-        addr: addr.clone(),
-        source,
-    };
-    let app = router(central);
-    match tls {
-        None => {
-            let service = app.into_make_service_with_connect_info::<Peer>();
-            axum::serve(listener, service)
-                .with_graceful_shutdown(shutdown)
-                .await
-                .map_err(fail)
-        }
-        Some(acceptor) => {
-            let listener = TlsListener::new(listener, acceptor).map_err(fail)?;
-            let service = app.into_make_service_with_connect_info::<Peer>();
-            axum::serve(listener, service)
-                .with_graceful_shutdown(shutdown)
-                .await
-                .map_err(fail)
-        }
-    }
+) {
+    listen::serve_connections(listener, tls, router(central), limits, shutdown).await;
 }
 
 /// Every route of the central: posting events and the health check for
@@ -129,18 +99,6 @@ async fn require_reader(
 /// The client's address, over TCP or TLS.
 #[derive(Debug, Clone, Copy)]
 pub struct Peer(pub SocketAddr);
-
-impl Connected<IncomingStream<'_, TcpListener>> for Peer {
-    fn connect_info(stream: IncomingStream<'_, TcpListener>) -> Peer {
-        Peer(*stream.remote_addr())
-    }
-}
-
-impl Connected<IncomingStream<'_, TlsListener>> for Peer {
-    fn connect_info(stream: IncomingStream<'_, TlsListener>) -> Peer {
-        Peer(*stream.remote_addr())
-    }
-}
 
 async fn post_event(
     State(central): State<Arc<Central>>,
@@ -224,6 +182,10 @@ impl IntoResponse for ApiError {
         }
         if self.status == StatusCode::UNAUTHORIZED {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if self.status == StatusCode::REQUEST_TIMEOUT {
+            // The rest of the body may still come: this connection is done.
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         response
     }
