@@ -148,8 +148,10 @@ fn refuses_bad_start_up_input() {
     let tokens = dir.path().join("tokens");
     std::fs::write(&tokens, "kea1 a\nkea2\n").expect("should succeed");
     let db = format!("sqlite://{}/central.db", dir.path().display());
-    let cases: [(&[&str], &str); 4] = [
-        (&["--db", "mysql://x"], "bad database URL"),
+    // Exit 6 (NOTCONFIGURED: the unit does not restart) for what a restart
+    // cannot fix; 1 for a database that is down (retried).
+    let cases: [(&[&str], &str, i32); 4] = [
+        (&["--db", "mysql://x"], "bad database URL", 6),
         (
             &[
                 "--db",
@@ -158,6 +160,7 @@ fn refuses_bad_start_up_input() {
                 tokens.to_str().expect("should succeed"),
             ],
             "line 2: expected `NAME TOKEN`",
+            6,
         ),
         (
             &[
@@ -169,6 +172,7 @@ fn refuses_bad_start_up_input() {
                 "/nonexistent/key.pem",
             ],
             "/nonexistent/cert.pem",
+            6,
         ),
         (
             &[
@@ -176,9 +180,10 @@ fn refuses_bad_start_up_input() {
                 "postgres://nobody@127.0.0.1:1/none?connect_timeout=2",
             ],
             "cannot open the postgres database",
+            1,
         ),
     ];
-    for (args, message) in cases {
+    for (args, message, code) in cases {
         let output = Command::new(BIN)
             .arg("serve")
             .args(args)
@@ -186,7 +191,7 @@ fn refuses_bad_start_up_input() {
             .output()
             .expect("should succeed");
         let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(!output.status.success(), "{args:?} started");
+        assert_eq!(output.status.code(), Some(code), "{args:?}: {stderr}");
         assert!(stderr.contains(message), "{args:?}: {stderr}");
     }
 }

@@ -14,6 +14,10 @@ fn main() -> anyhow::Result<()> {
         user_add(args)?;
         return Ok(());
     }
+    let serve_args = match cli.command {
+        CentralCommand::Serve(args) => args,
+        CentralCommand::User(_) => return Ok(()),
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_env("KEA_SYNC_CENTRAL_LOG")
@@ -36,9 +40,12 @@ fn main() -> anyhow::Result<()> {
             }
             tracing::info!("shutting down");
         };
-        match cli.command {
-            CentralCommand::Serve(args) => serve(args, shutdown).await?,
-            CentralCommand::User(_) => {}
+        if let Err(error) = serve(serve_args, shutdown).await {
+            // The journal shows one line, then systemd the status: 6 is not
+            // restarted (a configuration error), 1 is.
+            tracing::error!("{error}");
+            eprintln!("kea-sync-central: {error}");
+            std::process::exit(error.exit_code());
         }
         Ok(())
     })

@@ -164,6 +164,27 @@ pub enum CentralError {
     Password(String),
 }
 
+/// Exit status of a start that a restart cannot fix (a bad option, file or
+/// address in the configuration): LSB's "program is not configured", which
+/// systemd shows as NOTCONFIGURED and the unit does not restart.
+pub const EXIT_NOT_CONFIGURED: i32 = 6;
+
+impl CentralError {
+    /// 6 for configuration errors; 1 for what may pass (a database that is
+    /// down, an address in use), so systemd retries those.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            CentralError::DbUrl(_)
+            | CentralError::Tokens(_)
+            | CentralError::Tls(_)
+            | CentralError::Users(_)
+            | CentralError::OpenReads { .. }
+            | CentralError::Store(StoreError::SchemaTooNew { .. }) => EXIT_NOT_CONFIGURED,
+            _ => 1,
+        }
+    }
+}
+
 /// Opens the store, binds `--listen` and serves until `shutdown` completes.
 pub async fn serve(
     args: ServeArgs,

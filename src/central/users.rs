@@ -160,11 +160,35 @@ pub fn add(path: &Path, name: &str, password: &str) -> Result<bool, UsersError> 
     }
     lines.push(format!("{name}:{hash}"));
     let text = lines.join("\n") + "\n";
-    crate::durable::write(path, 0o600, text.as_bytes()).map_err(|source| UsersError::Write {
+    let write_failed = |source| UsersError::Write {
         path: path.to_path_buf(),
         source,
-    })?;
+    };
+    let (mode, group) = kept_access(path);
+    crate::durable::write(path, mode, text.as_bytes()).map_err(write_failed)?;
+    if let Some(gid) = group {
+        std::os::unix::fs::chown(path, None, Some(gid)).map_err(write_failed)?;
+    }
     Ok(new)
+}
+
+/// The mode and group a rewritten users file gets, so the service keeps
+/// reading it: an existing file's (never readable by others), else for a new
+/// file in a directory closed to others (/etc/kea-sync-central, 0750
+/// root:kea-sync-central) that directory's group with 0640, else 0600.
+fn kept_access(path: &Path) -> (u32, Option<u32>) {
+    use std::os::unix::fs::MetadataExt;
+    if let Ok(old) = std::fs::metadata(path) {
+        return ((old.mode() & 0o770) | 0o600, Some(old.gid()));
+    }
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    match std::fs::metadata(parent) {
+        Ok(dir) if dir.mode() & 0o007 == 0 => (0o640, Some(dir.gid())),
+        _ => (0o600, None),
+    }
 }
 
 /// Warns when a file holding credentials may be read by any user.
@@ -208,6 +232,8 @@ mod tests {
     #[test]
     fn add_writes_a_line_that_checks_and_replaces_the_old_one() {
         let dir = tempfile::tempdir().expect("dir");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o750))
+            .expect("chmod");
         let path = dir.path().join("users");
         assert!(add(&path, "carol", "first").expect("add"));
         assert!(!add(&path, "carol", "second").expect("replace"));
@@ -216,6 +242,33 @@ mod tests {
         assert!(users.check("carol", "second"));
         assert!(!users.check("carol", "first"));
         let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
-        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(mode & 0o777, 0o640, "a new file in a dir closed to others");
+    }
+
+    #[test]
+    fn add_keeps_the_group_and_mode_the_service_reads_it_by() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("users");
+        std::fs::write(&path, "").expect("write");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        // Group 1 stands for the service's group (root may chown to any).
+        let group = if std::os::unix::fs::chown(&path, None, Some(1)).is_ok() {
+            1
+        } else {
+            std::fs::metadata(&path).expect("meta").gid()
+        };
+        add(&path, "dave", "pw").expect("add");
+        let meta = std::fs::metadata(&path).expect("meta");
+        assert_eq!(meta.mode() & 0o777, 0o640, "kept, without the world's read");
+        assert_eq!(meta.gid(), group);
+
+        let open = tempfile::tempdir().expect("dir");
+        std::fs::set_permissions(open.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+        let path = open.path().join("users");
+        add(&path, "erin", "pw").expect("add");
+        let mode = std::fs::metadata(&path).expect("meta").mode();
+        assert_eq!(mode & 0o777, 0o600, "a new file where others can look");
     }
 }
