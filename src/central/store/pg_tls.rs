@@ -19,13 +19,16 @@ use tokio_rustls::rustls::{
 /// The connector for `tls`, `None` for `PgTls::Off`. Errors name the CA file.
 pub fn connector(tls: &PgTls) -> Result<Option<MakeRustlsConnect>, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let algorithms = provider.signature_verification_algorithms;
     let verifier: Arc<dyn ServerCertVerifier> = match tls {
         PgTls::Off => return Ok(None),
-        PgTls::Require => Arc::new(AnyCertificate {
-            algorithms: provider.signature_verification_algorithms,
+        PgTls::Require => Arc::new(Relaxed {
+            chain: None,
+            algorithms,
         }),
-        PgTls::VerifyCa { root_cert } => Arc::new(AnyHostName {
-            inner: webpki_verifier(root_cert, &provider)?,
+        PgTls::VerifyCa { root_cert } => Arc::new(Relaxed {
+            chain: Some(webpki_verifier(root_cert, &provider)?),
+            algorithms,
         }),
         PgTls::VerifyFull { root_cert } => webpki_verifier(root_cert, &provider)?,
     };
@@ -63,13 +66,18 @@ fn webpki_verifier(
         .map_err(|e| format!("sslrootcert {}: {e}", root_cert.display()))
 }
 
-/// `verify-ca`: the chain must lead to the CA; the host name is not checked.
+/// What libpq checks and rustls' own verifier does not offer alone:
+/// `verify-ca` (the chain must lead to the CA, any host name) and `require`
+/// (no certificate check: encrypted to whoever answers, as libpq does without
+/// a root certificate). The handshake's signatures are checked either way.
 #[derive(Debug)]
-struct AnyHostName {
-    inner: Arc<WebPkiServerVerifier>,
+struct Relaxed {
+    /// `Some` for verify-ca; `None` for require.
+    chain: Option<Arc<WebPkiServerVerifier>>,
+    algorithms: WebPkiSupportedAlgorithms,
 }
 
-impl ServerCertVerifier for AnyHostName {
+impl ServerCertVerifier for Relaxed {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -78,60 +86,15 @@ impl ServerCertVerifier for AnyHostName {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match self.inner.verify_server_cert(
-            end_entity,
-            intermediates,
-            server_name,
-            ocsp_response,
-            now,
-        ) {
+        let Some(chain) = &self.chain else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
             )) => Ok(ServerCertVerified::assertion()),
             other => other,
         }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
-}
-
-/// `require`: encrypted to whoever answers, as libpq does without a root
-/// certificate; the handshake's signatures are still checked.
-#[derive(Debug)]
-struct AnyCertificate {
-    algorithms: WebPkiSupportedAlgorithms,
-}
-
-impl ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
     }
 
     fn verify_tls12_signature(
