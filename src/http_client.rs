@@ -27,11 +27,18 @@ pub enum ClientError {
     Build { url: String, cause: String },
 }
 
+/// How long a kept-alive connection may wait for the next request before the
+/// client drops it: well under the central's default `--idle-timeout` (60 s),
+/// so the client never sends on a connection the server is closing (the
+/// request would be reset and only the retry would deliver it).
+pub const POOL_IDLE: Duration = Duration::from_secs(20);
+
 /// A client for `url` with `options`.
 pub fn build(url: &str, options: &ClientOptions) -> Result<reqwest::Client, ClientError> {
     let mut builder = reqwest::Client::builder()
         .use_rustls_tls()
         .timeout(options.timeout)
+        .pool_idle_timeout(POOL_IDLE)
         .no_proxy();
     if let Some(ca_file) = &options.ca_file {
         let pem = read_tls_file(ca_file)?;

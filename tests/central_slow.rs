@@ -241,8 +241,15 @@ async fn stalled_clients_beside_a_working_agent() {
     let total = stalled.len();
     let set_up = began.elapsed();
 
-    // The agent posts and a reader reads while all of them hang.
-    let agent = reqwest::Client::new();
+    // The agent posts and a reader reads while all of them hang. Its client
+    // drops a kept-alive connection sooner than the central's idle timeout
+    // closes it, as the agent's own does (http_client::POOL_IDLE against the
+    // default 60 s): otherwise the second POST below races the central's
+    // close of the first one's connection and is reset.
+    let agent = reqwest::Client::builder()
+        .pool_idle_timeout(TIMEOUT / 2)
+        .build()
+        .expect("client");
     assert_eq!(post_event(&agent, &server, 1, "kea-agent").await, 201);
     assert!(servers(&server).await.contains("kea-agent"));
     let closed_by_then = closed.load(Ordering::SeqCst);
