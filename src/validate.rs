@@ -5,7 +5,7 @@
 //! absent, `config-test` with the dialect-expanded document.
 
 use crate::dialect::{self, Style};
-use crate::kea::{ControlChannel, KeaError, Service};
+use crate::kea::{ControlChannel, KeaError, KeaVersion, Service};
 use indexmap::IndexMap;
 use serde_json::value::RawValue;
 use std::path::{Path, PathBuf};
@@ -55,6 +55,9 @@ impl Depth {
         }
     }
 }
+
+/// The HA hook's library file.
+const HA_HOOK: &str = "libdhcp_ha.so";
 
 /// Hook libraries that `-T` loads without binding, writing or contacting
 /// anything (checked with Kea 3.0.4 beside a live Kea running the same
@@ -148,15 +151,31 @@ pub fn choose_depth(
     if thoroughness == Thoroughness::Basic {
         return (Depth::Parse, None);
     }
-    let has_load = kea_version
-        .and_then(major_minor)
-        .is_some_and(|version| version >= (2, 4));
+    let version = kea_version.and_then(KeaVersion::parse);
+    let has_load = version.is_some_and(KeaVersion::has_load_check);
     if !has_load {
         let why = match kea_version {
             Some(version) => format!("Kea {version} has no -T (2.4+)"),
             None => "Kea's version is not known yet".to_string(),
         };
         return (Depth::Parse, Some(why));
+    }
+    // Seen on 2.6.3 (not on 3.0.4): `-T` never enables multi-threading, so HA's
+    // own HTTP listener (its default under multi-threading since 2.4) fails to
+    // start and -T refuses every HA config. Even when asked for: it would
+    // refuse all edits.
+    if facts.hooks.iter().any(|hook| hook == HA_HOOK)
+        && version.is_some_and(|version| version < KeaVersion::new(2, 7, 0))
+    {
+        return (
+            Depth::Parse,
+            Some(format!(
+                "Kea {}'s -T refuses the HA hook's own HTTP listener (\"CmdHttpListener cannot \
+                 be started when multi-threading is disabled\"); failures while applying are \
+                 rolled back instead",
+                kea_version.unwrap_or_default()
+            )),
+        );
     }
     if thoroughness == Thoroughness::Full {
         return (Depth::Load, None);
@@ -183,12 +202,6 @@ pub fn choose_depth(
         );
     }
     (Depth::Load, None)
-}
-
-/// "2.6.3" -> (2, 6).
-fn major_minor(version: &str) -> Option<(u32, u32)> {
-    let mut parts = version.trim().split(['.', ' ', '-']);
-    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
 }
 
 /// How the verdict was reached, for logs and `check`.
@@ -471,6 +484,10 @@ mod tests {
             memfile_lease_file: false,
             hooks: vec!["libdhcp_ha.so".into(), "libdhcp_lease_cmds.so".into()],
         };
+        let lease_cmds = LoadFacts {
+            memfile_lease_file: false,
+            hooks: vec!["libdhcp_lease_cmds.so".into()],
+        };
         let lease_file = LoadFacts {
             memfile_lease_file: true,
             ..LoadFacts::default()
@@ -482,7 +499,11 @@ mod tests {
         use Thoroughness::{Auto, Basic, Full};
         let cases = [
             (Auto, Some("3.0.4"), &safe, Depth::Load, false),
-            (Auto, Some("2.4.1"), &safe, Depth::Load, false),
+            (Auto, Some("2.4.1"), &lease_cmds, Depth::Load, false),
+            // 2.4-2.6's -T cannot start HA's listener: -t, even when asked for.
+            (Auto, Some("2.6.3"), &safe, Depth::Parse, true),
+            (Full, Some("2.6.3"), &safe, Depth::Parse, true),
+            (Auto, Some("2.7.2"), &safe, Depth::Load, false),
             (Auto, Some("2.2.0"), &safe, Depth::Parse, true),
             (Auto, None, &safe, Depth::Parse, true),
             (Auto, Some("3.0.4"), &lease_file, Depth::Parse, true),

@@ -28,7 +28,7 @@ const FIRST_LIFETIME: u32 = 4000;
 // ---------------------------------------------------------------------------------------
 // Kea config texts and Kea-side observations
 
-/// A Dhcp4 config in Kea's dialect (comments) with the harness's `@SOCKET@`/`@DIR@`;
+/// A Dhcp4 config in Kea's dialect (comments) with the harness's `@SOCKET@`/`@LOG@`;
 /// `body` goes after the fixed part, inside the Dhcp4 map.
 fn dhcp4_config(interfaces_config: &str, body: &str) -> String {
     format!(
@@ -40,7 +40,7 @@ fn dhcp4_config(interfaces_config: &str, body: &str) -> String {
     "lease-database": {{ "type": "memfile", "persist": false }},
     "loggers": [ {{
       "name": "kea-dhcp4",
-      "output_options": [ {{ "output": "@DIR@/kea.log" }} ],
+      "output_options": [ {{ "output": "@LOG@" }} ],
       "severity": "INFO"
     }} ],
     /* what the tests change */
@@ -64,6 +64,7 @@ fn standard_config(valid_lifetime: u32) -> String {
 fn materialize(kea: &KeaServer, text: &str) -> String {
     text.replace("@SOCKET@", &kea.socket_path.to_string_lossy())
         .replace("@DIR@", &kea.dir.to_string_lossy())
+        .replace("@LOG@", &kea.log_path.to_string_lossy())
 }
 
 /// kea-dhcp4 from `text` with its config file backdated.

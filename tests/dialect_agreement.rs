@@ -157,7 +157,7 @@ fn expansion_builds_the_same_config_as_kea_reading_the_file() {
     "t1-percent": .5, "t2-percent": +.75,
     "user-context": { "note": "escaped \" quote and \u00e9", "list": [1, 2.5e1, -3,], },
     "subnet4": [ <?include "@INCLUDES@/subnets.inc"?> ],
-    "loggers": [ { "name": "kea-dhcp4", "output_options": [ { "output": "@DIR@/kea.log" } ], "severity": "INFO" } ],
+    "loggers": [ { "name": "kea-dhcp4", "output_options": [ { "output": "@LOG@" } ], "severity": "INFO" } ],
 } }
 "#
     .replace("@INCLUDES@", &parts.display().to_string());

@@ -92,7 +92,7 @@ fn start_with_file_accepts_comments_and_placeholders() {
             "lease-database": { "type": "memfile", "persist": false },
             "subnet4": [ { "id": 7, "subnet": "192.0.2.0/24" } ],
             "loggers": [ { "name": "kea-dhcp4",
-                           "output_options": [ { "output": "@DIR@/kea.log" } ],
+                           "output_options": [ { "output": "@LOG@" } ],
                            "severity": "INFO" } ]
           }
         }

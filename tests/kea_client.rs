@@ -219,6 +219,32 @@ fn missing_socket_is_named_with_a_hint() {
     );
 }
 
+/// No Kea older than 2.2 installs here (Debian 11's 1.8 is gone): a socket that answers
+/// version-get the way Kea 1.8 did stands in for one.
+#[test]
+fn a_kea_older_than_2_2_is_refused_by_name() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("kea-1.8.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&path).expect("bind");
+    std::thread::spawn(move || {
+        if let Ok((mut stream, _)) = listener.accept() {
+            let mut buf = [0u8; 512];
+            let _ = stream.read(&mut buf);
+            let _ = stream.write_all(br#"{ "result": 0, "text": "1.8.2" }"#);
+        }
+    });
+    let error = runtime()
+        .block_on(ControlChannel::Unix(UnixControl::new(&path, TIMEOUT)).version_get())
+        .expect_err("Kea 1.8 is refused");
+    assert!(matches!(error, KeaError::TooOld { .. }), "{error}");
+    let text = error.to_string();
+    assert!(
+        text.contains("1.8.2") && text.contains("2.2.0") && text.contains("upgrade Kea"),
+        "{text}"
+    );
+}
+
 #[test]
 fn socket_nobody_listens_on_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");

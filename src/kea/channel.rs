@@ -4,6 +4,7 @@
 use super::error::KeaError;
 use super::ha::{Peer, Relationship};
 use super::reply::{Outcome, Reply, strip_hash};
+use super::version::KeaVersion;
 use super::{Command, HttpControl, HttpOptions, Password, Service, UnixControl};
 use serde_json::value::RawValue;
 use std::time::Duration;
@@ -136,10 +137,17 @@ impl ControlChannel {
         }
     }
 
-    /// Kea's version, e.g. "2.2.0".
+    /// Kea's version, e.g. "2.2.0"; a Kea older than the agent supports is
+    /// an error that says so (a text that is no version passes as it is).
     pub async fn version_get(&self) -> Result<String, KeaError> {
         let reply = self.send_expecting_success(&Command::VersionGet).await?;
-        Ok(reply.text)
+        match KeaVersion::parse(&reply.text) {
+            Some(version) if !version.supported() => Err(KeaError::TooOld {
+                endpoint: self.endpoint(),
+                version: reply.text,
+            }),
+            _ => Ok(reply.text),
+        }
     }
 
     /// The daemon's pid, uptime and seconds since the last reconfiguration.

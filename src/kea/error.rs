@@ -71,6 +71,12 @@ pub enum KeaError {
     #[error(transparent)]
     HttpClient(#[from] crate::http_client::ClientError),
 
+    #[error(
+        "Kea at {endpoint} is version {version}, older than {}, the oldest kea-sync-agent works with: upgrade Kea (Debian 12 ships 2.2.0)",
+        super::OLDEST_SUPPORTED
+    )]
+    TooOld { endpoint: String, version: String },
+
     #[error("Kea at {endpoint} answered '{command}' with result {} ({outcome:?}): {text}", outcome.code())]
     Refused {
         endpoint: String,
@@ -84,6 +90,6 @@ impl KeaError {
     /// True when Kea could not be reached or did not answer intelligibly
     /// (as opposed to Kea answering and refusing).
     pub fn is_unreachable(&self) -> bool {
-        !matches!(self, KeaError::Refused { .. })
+        !matches!(self, KeaError::Refused { .. } | KeaError::TooOld { .. })
     }
 }

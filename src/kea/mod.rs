@@ -9,12 +9,14 @@ mod http;
 mod reply;
 pub mod sockets;
 mod unix;
+mod version;
 
 pub use channel::{ConfigHash, ControlChannel, InMemoryConfig, Status};
 pub use error::KeaError;
 pub use http::{HttpControl, HttpOptions, Password};
 pub use reply::{Outcome, Reply, strip_hash};
 pub use unix::UnixControl;
+pub use version::{KeaVersion, OLDEST_SUPPORTED};
 
 use serde_json::value::RawValue;
 use std::fmt;

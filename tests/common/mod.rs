@@ -110,8 +110,7 @@ impl KeaServer {
     pub fn start(service: Service, dhcp_body: Value) -> KeaServer {
         let tmp = new_temp_dir(service.daemon_binary());
         let dir = tmp.path().to_path_buf();
-        let socket_path = dir.join(socket_file(service));
-        let log_path = dir.join("kea.log");
+        let (socket_path, log_path) = places(None, &dir, service);
         let mut config = Map::new();
         config.insert("interfaces-config".into(), json!({"interfaces": []}));
         config.insert(
@@ -131,7 +130,13 @@ impl KeaServer {
             }]),
         );
         if service == Service::Dhcp6 {
-            config.insert("data-directory".into(), json!(dir));
+            // 2.6.3+ and 3.x take only their own (/var/lib/kea); it holds just the DUID here.
+            let data = if kea_takes_only_its_dirs() {
+                PathBuf::from("/var/lib/kea")
+            } else {
+                dir.clone()
+            };
+            config.insert("data-directory".into(), json!(data));
             config.insert(
                 "server-id".into(),
                 json!({"type": "EN", "enterprise-id": 2495, "identifier": "6b65612d74657374"}),
@@ -184,17 +189,7 @@ impl KeaServer {
             None => new_temp_dir(service.daemon_binary()),
         };
         let dir = tmp.path().to_path_buf();
-        let name = dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let (socket_path, log_path) = match root {
-            Some(root) => (
-                root.join(format!("run/kea/{name}.sock")),
-                root.join(format!("var/log/kea/{name}.log")),
-            ),
-            None => (dir.join(socket_file(service)), dir.join("kea.log")),
-        };
+        let (socket_path, log_path) = places(root, &dir, service);
         let seen = |path: &Path| in_root(root, path).to_string_lossy().into_owned();
         let text = config_text
             .replace("@SOCKET@", &seen(&socket_path))
@@ -206,7 +201,7 @@ impl KeaServer {
 
     fn launch(service: Service, tmp: TempDir, config_text: &str, args: Vec<String>) -> KeaServer {
         let dir = tmp.path().to_path_buf();
-        let (socket_path, log_path) = (dir.join(socket_file(service)), dir.join("kea.log"));
+        let (socket_path, log_path) = places(None, &dir, service);
         Self::begin(service, tmp, config_text, args, None, socket_path, log_path)
     }
 
@@ -380,9 +375,14 @@ impl KeaServer {
 impl Drop for KeaServer {
     fn drop(&mut self) {
         self.stop();
-        // A root's log lives in its /var/log/kea, outside the server's dir.
-        if self.root.is_some() && !std::env::var("KEA_TEST_KEEP").is_ok_and(|v| v == "1") {
-            let _ = fs::remove_file(&self.log_path);
+        // Kea's own dirs (/run/kea, /var/log/kea) hold the socket and log of a
+        // Kea that takes only those, outside the server's dir.
+        if !std::env::var("KEA_TEST_KEEP").is_ok_and(|v| v == "1") {
+            for path in [&self.log_path, &self.socket_path] {
+                if !path.starts_with(&self.dir) {
+                    let _ = fs::remove_file(path);
+                }
+            }
         }
         keep_if_asked(self.tmp.take());
     }
@@ -420,7 +420,7 @@ impl CtrlAgent {
             user: auth.map(|(user, _)| user.to_string()).unwrap_or_default(),
             password_file,
             config_path: dir.join("kea-ctrl-agent.conf"),
-            log_path: dir.join("ca.log"),
+            log_path: log_place(None, &dir, "ca.log"),
             dir,
             password: auth.map(|(_, password)| password.to_string()),
             daemon: None,
@@ -559,6 +559,11 @@ impl Drop for CtrlAgent {
         if let Some(mut daemon) = self.daemon.take() {
             daemon.terminate();
         }
+        if !self.log_path.starts_with(&self.dir)
+            && !std::env::var("KEA_TEST_KEEP").is_ok_and(|v| v == "1")
+        {
+            let _ = fs::remove_file(&self.log_path);
+        }
         keep_if_asked(self.tmp.take());
     }
 }
@@ -686,6 +691,80 @@ pub fn free_udp_port() -> u16 {
         .expect("bind 127.0.0.1:0 (udp)")
 }
 
+/// Where a server in `dir` gets its unix control socket and its log: in `dir`,
+/// but for a Kea that takes them only in its own dirs (2.6.3+ and 3.x: unix
+/// sockets under /run/kea, logs under /var/log/kea) there, named after `dir`.
+/// With `root` (a Kea run by chroot) below the root, as the host sees them.
+fn places(root: Option<&Path>, dir: &Path, service: Service) -> (PathBuf, PathBuf) {
+    match own_dirs_base(root) {
+        Some(base) => (
+            base.join(format!("run/kea/{}.sock", dir_name(dir))),
+            log_place(root, dir, "kea.log"),
+        ),
+        None => (dir.join(socket_file(service)), dir.join("kea.log")),
+    }
+}
+
+/// Where a daemon in `dir` logs: `dir/file`, or below the Kea's own log dir.
+fn log_place(root: Option<&Path>, dir: &Path, file: &str) -> PathBuf {
+    match own_dirs_base(root) {
+        Some(base) => base.join(format!("var/log/kea/{}-{file}", dir_name(dir))),
+        None => dir.join(file),
+    }
+}
+
+/// The `/` below which Kea's own dirs are, when the Kea run takes only those.
+fn own_dirs_base(root: Option<&Path>) -> Option<PathBuf> {
+    match root {
+        Some(root) => Some(root.to_path_buf()),
+        None => kea_takes_only_its_dirs().then(|| PathBuf::from("/")),
+    }
+}
+
+fn dir_name(dir: &Path) -> String {
+    dir.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// The version of the Kea in PATH (`kea-dhcp4 -v`), e.g. "2.6.3": the host's,
+/// or the root's when the tests run inside a root (scripts/kea-matrix).
+pub fn kea_version() -> &'static str {
+    static VERSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    VERSION.get_or_init(|| {
+        let binary = require_binary("kea-dhcp4");
+        let output = Command::new(&binary)
+            .arg("-v")
+            .output()
+            .unwrap_or_else(|e| panic!("{} -v: {e}", binary.display()));
+        String::from_utf8_lossy(&output.stdout).trim().to_string()
+    })
+}
+
+/// [`kea_version`] as numbers, e.g. [2, 6, 3].
+pub fn kea_release() -> [u32; 3] {
+    let numbers: Vec<u32> = kea_version()
+        .split(|c: char| !c.is_ascii_digit())
+        .take(3)
+        .map(|n| n.parse().unwrap_or(0))
+        .collect();
+    numbers.try_into().unwrap_or_else(|_| {
+        panic!(
+            "cannot read Kea's version from kea-dhcp4 -v: {:?}",
+            kea_version()
+        )
+    })
+}
+
+/// Whether the Kea in PATH takes unix sockets, logs and data only in its own
+/// dirs: 2.4.2+, 2.6.3+ and 2.7+ (the path restrictions of May 2025).
+pub fn kea_takes_only_its_dirs() -> bool {
+    let [major, minor, patch] = kea_release();
+    (major, minor) >= (2, 7)
+        || (major, minor) == (2, 6) && patch >= 3
+        || (major, minor) == (2, 4) && patch >= 2
+}
+
 /// A validator for the agent that runs `kea-dhcp4 -t|-T FILE` inside `root`, written
 /// into `dir`: the agent sees the root's files by their host paths.
 pub fn root_validator(root: &Path, service: Service, dir: &Path) -> PathBuf {
@@ -715,7 +794,7 @@ pub fn kea_root() -> PathBuf {
     let cache = std::env::var_os("KEA_SYNC_AGENT_CI_CACHE")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/var/cache/kea-sync-agent-ci"));
-    let root = cache.join("roots/sid-kea-v1");
+    let root = cache.join("roots/sid-kea-v3");
     assert!(
         root.join("usr/sbin/kea-dhcp4").is_file(),
         "no Kea 3.0 root at {}: run scripts/kea-roots sid (as root; debootstrap, about a minute)",

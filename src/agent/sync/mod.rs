@@ -35,7 +35,7 @@ use crate::digest::sha256_hex;
 use crate::event::wire::Ha;
 use crate::event::{Outcome, SyncEvent};
 use crate::kea::ha::{Relationship, Reported};
-use crate::kea::{ConfigHash, ControlChannel, KeaError, Service, Status};
+use crate::kea::{ConfigHash, ControlChannel, KeaError, KeaVersion, Service, Status};
 use crate::upstream::OutboxHandle;
 use crate::validate::{
     Depth, Thoroughness, ValidateError, Validation, Validator, Verdict, choose_depth,
@@ -479,7 +479,7 @@ impl ServiceSync {
         self.saw_status(&status);
         let fresh_kea = self.meet(status.pid).await?;
         // Kea 2.4+ answers the hash alone, cheaply: skip config-get when it is known.
-        if let ConfigHash::Hash(hash) = self.channel.config_hash_get().await?
+        if let ConfigHash::Hash(hash) = self.config_hash().await?
             && !fresh_kea
             && self.state.config_hash.as_deref() == Some(hash.as_str())
         {
@@ -729,6 +729,21 @@ impl ServiceSync {
             view.as_ref(),
             &self.held.config_hashes(),
         )
+    }
+
+    /// config-hash-get, unless Kea's version says it has no such command
+    /// (2.2): verification then compares config-get's whole answer, and the
+    /// round trip Kea would refuse is not made.
+    async fn config_hash(&self) -> Result<ConfigHash, KeaError> {
+        let without = self
+            .kea_version
+            .as_deref()
+            .and_then(KeaVersion::parse)
+            .is_some_and(|version| !version.has_config_hash());
+        if without {
+            return Ok(ConfigHash::Unsupported);
+        }
+        self.channel.config_hash_get().await
     }
 
     /// Records the Kea process talked to; true when it is a new one.

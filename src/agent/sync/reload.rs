@@ -132,7 +132,7 @@ impl ServiceSync {
         status: &Status,
         fresh_kea: bool,
     ) -> Result<(Before, Option<Runtime>), KeaError> {
-        let (live_hash, mut live) = match self.channel.config_hash_get().await? {
+        let (live_hash, mut live) = match self.config_hash().await? {
             ConfigHash::Hash(hash) => (hash, None),
             ConfigHash::Unsupported => {
                 let live = self.live().await?;
