@@ -1,5 +1,5 @@
-//! Real-Kea test harness: runs kea-dhcp4 / kea-dhcp6 / kea-ctrl-agent in throwaway
-//! directories and talks to them with plain std sockets, so tests need no runtime.
+//! Real-Kea test harness: runs kea-dhcp4 / kea-dhcp6 / kea-dhcp-ddns / kea-ctrl-agent in
+//! throwaway directories and talks to them with plain std sockets, so tests need no runtime.
 //!
 //! Every daemon gets its own temp dir (config, unix socket, pid/lock files, logs), so
 //! tests can run in parallel. Set `KEA_TEST_KEEP=1` to keep the dirs for debugging and
@@ -58,11 +58,12 @@ pub fn require_binary(name: &str) -> PathBuf {
 }
 
 /// Log message id of a successful config-reload / SIGHUP (checked against 2.2 logs).
+/// D2's DCTL_CONFIG_COMPLETE also marks its start-up and config-set: [`d2_reloads`].
 pub fn reload_success_id(service: Service) -> &'static str {
     match service {
         Service::Dhcp4 => "DHCP4_DYNAMIC_RECONFIGURATION_SUCCESS",
         Service::Dhcp6 => "DHCP6_DYNAMIC_RECONFIGURATION_SUCCESS",
-        Service::D2 => not_run_here(service),
+        Service::D2 => "DCTL_CONFIG_COMPLETE",
     }
 }
 
@@ -71,20 +72,37 @@ fn socket_file(service: Service) -> &'static str {
     match service {
         Service::Dhcp4 => "kea4.sock",
         Service::Dhcp6 => "kea6.sock",
-        Service::D2 => not_run_here(service),
+        Service::D2 => "kea-ddns.sock",
     }
 }
 
-/// [`KeaServer`]'s defaults and reload counting are DHCP-only: D2 has no leases,
-/// interfaces or DYNAMIC_RECONFIGURATION message.
-fn not_run_here(service: Service) -> ! {
-    panic!(
-        "the test harness runs kea-dhcp4 and kea-dhcp6 only, not {} ({service})",
-        service.daemon_binary()
-    )
+/// kea-dhcp-ddns's reloads in its `log`: the successful ones, and the lines of
+/// those that failed. D2 (2.2) logs DCTL_CONFIG_COMPLETE for start-up, config-set
+/// and reloads alike, and nothing when a config-reload command fails; so a reload
+/// is a config-reload command or SIGHUP (DCTL_CFG_FILE_RELOAD_SIGNAL_RECVD) line,
+/// and it succeeded when DCTL_CONFIG_COMPLETE follows before the next command.
+/// Commands run one at a time, so nothing else comes in between.
+pub fn d2_reloads(log: &str) -> (usize, Vec<String>) {
+    let complete = format!(" {} ", reload_success_id(Service::D2));
+    let (mut succeeded, mut failed) = (0, Vec::new());
+    let mut pending: Option<&str> = None;
+    for line in log.lines() {
+        let starts_reload = line.contains("Received command 'config-reload'")
+            || line.contains(" DCTL_CFG_FILE_RELOAD_SIGNAL_RECVD ");
+        if starts_reload || line.contains(" COMMAND_RECEIVED ") {
+            failed.extend(pending.take().map(str::to_string));
+            pending = starts_reload.then_some(line);
+        } else if line.contains(&complete) && pending.take().is_some() {
+            succeeded += 1;
+        } else if line.contains(" DCTL_CFG_FILE_RELOAD_ERROR ") {
+            pending = None;
+            failed.push(line.to_string());
+        }
+    }
+    (succeeded, failed)
 }
 
-/// A running kea-dhcp4 or kea-dhcp6 with its own dir; killed on drop.
+/// A running kea-dhcp4, kea-dhcp6 or kea-dhcp-ddns with its own dir; killed on drop.
 pub struct KeaServer {
     pub dir: PathBuf,
     pub config_path: PathBuf,
@@ -130,6 +148,14 @@ impl KeaServer {
                 "severity": "INFO",
             }]),
         );
+        if service == Service::D2 {
+            // No interfaces or leases; its NameChangeRequest listener gets a port of its
+            // own rather than 53001, where the host's kea-dhcp-ddns may listen.
+            config.shift_remove("interfaces-config");
+            config.shift_remove("lease-database");
+            config.insert("ip-address".into(), json!("127.0.0.1"));
+            config.insert("port".into(), json!(free_udp_port()));
+        }
         if service == Service::Dhcp6 {
             config.insert("data-directory".into(), json!(dir));
             config.insert(
@@ -317,6 +343,15 @@ impl KeaServer {
         })
     }
 
+    /// `text` with `@SOCKET@`, `@DIR@` and `@LOG@` filled in as [`KeaServer::start_in`]
+    /// does for this server: a config text as its file holds it, to write over that file.
+    pub fn materialize(&self, text: &str) -> String {
+        let seen = |path: &Path| in_root(self.root.as_deref(), path);
+        text.replace("@SOCKET@", &seen(&self.socket_path).to_string_lossy())
+            .replace("@DIR@", &seen(&self.dir).to_string_lossy())
+            .replace("@LOG@", &seen(&self.log_path).to_string_lossy())
+    }
+
     /// Sends one raw command and returns the reply bytes exactly as Kea wrote them.
     pub fn command_bytes(&self, json: &str) -> Vec<u8> {
         send_unix(&self.socket_path, json)
@@ -324,15 +359,22 @@ impl KeaServer {
     }
 
     /// Successful reconfigurations (config-reload or SIGHUP) seen in the log, counted by
-    /// DHCP4_/DHCP6_DYNAMIC_RECONFIGURATION_SUCCESS. Startup and config-set are not counted.
+    /// DHCP4_/DHCP6_DYNAMIC_RECONFIGURATION_SUCCESS ([`d2_reloads`] for D2). Startup and
+    /// config-set are not counted.
     pub fn reload_count(&self) -> usize {
+        if self.service == Service::D2 {
+            return d2_reloads(&self.log()).0;
+        }
         let id = reload_success_id(self.service);
         self.log().lines().filter(|l| l.contains(id)).count()
     }
 
     /// Lines of the log that report a failed (re)configuration (DHCP4_CONFIG_LOAD_FAIL,
-    /// ..._RECONFIGURATION_FAIL).
+    /// ..._RECONFIGURATION_FAIL; for D2 see [`d2_reloads`]).
     pub fn failed_reloads(&self) -> Vec<String> {
+        if self.service == Service::D2 {
+            return d2_reloads(&self.log()).1;
+        }
         let load_fail = format!(
             "{}_CONFIG_LOAD_FAIL",
             self.service.config_key().to_uppercase()
