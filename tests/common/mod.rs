@@ -8,6 +8,7 @@
 #![allow(dead_code)] // each test file uses its own subset of the harness
 
 pub mod agent;
+pub mod write_patterns;
 
 use std::fs;
 use std::io::{Read, Write};
