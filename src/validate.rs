@@ -142,14 +142,22 @@ pub fn service_members(json: &str, service: Service) -> Option<IndexMap<String, 
 }
 
 /// The depth a file is checked at, and, when that is less than asked for,
-/// why. Pure. `kea_version` is the running Kea's (`-T` came with 2.4).
+/// why. Pure. `kea_version` is the running Kea's (`-T` came with 2.4, to the
+/// DHCP servers only: kea-dhcp-ddns 3.0.4 answers "unsupported option: -T").
 pub fn choose_depth(
+    service: Service,
     thoroughness: Thoroughness,
     kea_version: Option<&str>,
     facts: &LoadFacts,
 ) -> (Depth, Option<String>) {
     if thoroughness == Thoroughness::Basic {
         return (Depth::Parse, None);
+    }
+    if service == Service::D2 {
+        return (
+            Depth::Parse,
+            Some(format!("{} has no -T", service.daemon_binary())),
+        );
     }
     let version = kea_version.and_then(KeaVersion::parse);
     let has_load = version.is_some_and(KeaVersion::has_load_check);
@@ -513,13 +521,37 @@ mod tests {
             (Full, Some("2.2.0"), &safe, Depth::Parse, true),
         ];
         for (thoroughness, version, facts, depth, said_why) in cases {
-            let (got, why) = choose_depth(thoroughness, version, facts);
+            let (got, why) = choose_depth(Service::Dhcp4, thoroughness, version, facts);
             assert_eq!(
                 (got, why.is_some()),
                 (depth, said_why),
                 "{thoroughness:?} {version:?} {facts:?}: {why:?}"
             );
         }
+    }
+
+    /// kea-dhcp-ddns takes -t only (2.2 to 3.0): -T would reject every file.
+    #[test]
+    fn d2_is_checked_with_parse_only_on_every_version() {
+        for thoroughness in [Thoroughness::Auto, Thoroughness::Full] {
+            for version in ["2.2.0", "2.6.3", "3.0.4"] {
+                let (depth, why) = choose_depth(
+                    Service::D2,
+                    thoroughness,
+                    Some(version),
+                    &LoadFacts::default(),
+                );
+                assert_eq!(depth, Depth::Parse, "{thoroughness:?} {version}");
+                assert_eq!(why.as_deref(), Some("kea-dhcp-ddns has no -T"));
+            }
+        }
+        let (depth, _) = choose_depth(
+            Service::Dhcp6,
+            Thoroughness::Auto,
+            Some("3.0.4"),
+            &LoadFacts::default(),
+        );
+        assert_eq!(depth, Depth::Load, "kea-dhcp6 has -T");
     }
 
     #[test]

@@ -10,7 +10,10 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use common::agent::{Agent, AgentToml, TomlTable};
-use common::{CtrlAgent, KeaServer, SIGKILL, backdate, basic_auth_token, large_dhcp4_body, tail};
+use common::{
+    CtrlAgent, KeaServer, SIGHUP, SIGKILL, backdate, basic_auth_token, large_dhcp4_body,
+    send_signal, tail,
+};
 use kea_sync_agent::kea::Service;
 use serde_json::json;
 
@@ -18,7 +21,11 @@ fn assert_version_get(server: &KeaServer) {
     let reply = server.command(r#"{"command":"version-get"}"#);
     assert_eq!(reply["result"], 0, "{reply}");
     let text = reply["text"].as_str().expect("version-get text");
-    assert!(text.contains("2."), "unexpected version {text:?}");
+    assert!(
+        text.starts_with(common::kea_version()),
+        "version-get says {text:?}, kea-dhcp4 -v {:?}",
+        common::kea_version()
+    );
 }
 
 fn process_alive(pid: u32) -> bool {
@@ -47,15 +54,22 @@ fn body_keys_override_defaults() {
     let dhcp4 = &config["arguments"]["Dhcp4"];
     assert_eq!(dhcp4["valid-lifetime"], 1234);
     assert_eq!(dhcp4["lease-database"]["lfc-interval"], 0);
-    assert_eq!(
-        dhcp4["control-socket"]["socket-name"],
-        server.socket_path.to_str().expect("utf-8 socket path")
+    // Kea 3.x lists it under control-sockets, by name alone when in its socket dir.
+    let socket = match &dhcp4["control-sockets"] {
+        serde_json::Value::Array(sockets) => &sockets[0],
+        _ => &dhcp4["control-socket"],
+    };
+    let name = socket["socket-name"].as_str().unwrap_or_default();
+    assert!(
+        server.socket_path.to_string_lossy().ends_with(name) && !name.is_empty(),
+        "{name:?} for {}",
+        server.socket_path.display()
     );
 }
 
 #[test]
 fn config_reload_increments_reload_count_by_one() {
-    for service in [Service::Dhcp4, Service::Dhcp6] {
+    for service in Service::ALL {
         let server = KeaServer::start(service, json!({}));
         let before = server.reload_count();
         let reply = server.command(r#"{"command":"config-reload"}"#);
@@ -71,11 +85,21 @@ fn config_reload_increments_reload_count_by_one() {
 
 #[test]
 fn failed_reload_is_not_counted() {
-    let server = KeaServer::start(Service::Dhcp4, json!({}));
-    fs::write(&server.config_path, "{ \"Dhcp4\": { broken").expect("break config");
-    let reply = server.command(r#"{"command":"config-reload"}"#);
-    assert_eq!(reply["result"], 1, "{reply}");
-    assert_eq!(server.reload_count(), 0, "{}", server.log());
+    for service in Service::ALL {
+        let server = KeaServer::start(service, json!({}));
+        let broken = format!("{{ \"{}\": {{ broken", service.config_key());
+        fs::write(&server.config_path, broken).expect("break config");
+        let reply = server.command(r#"{"command":"config-reload"}"#);
+        assert_eq!(reply["result"], 1, "{service}: {reply}");
+        // D2 logs nothing when a config-reload fails: the next command shows it.
+        assert_version_get(&server);
+        assert_eq!(server.reload_count(), 0, "{service}\n{}", server.log());
+        assert!(
+            !server.failed_reloads().is_empty(),
+            "{service}: the failure is seen\n{}",
+            server.log()
+        );
+    }
 }
 
 #[test]
@@ -229,10 +253,39 @@ fn basic_auth_token_matches_rfc4648_vectors() {
     );
 }
 
+/// D2 logs DCTL_CONFIG_COMPLETE for start-up, config-set and reloads alike.
 #[test]
-#[should_panic(expected = "runs kea-dhcp4 and kea-dhcp6 only, not kea-dhcp-ddns")]
-fn kea_server_says_it_does_not_run_d2() {
-    KeaServer::start(Service::D2, json!({}));
+fn d2_counts_reloads_and_sighup_but_not_start_up_or_config_set() {
+    let mut server = KeaServer::start(Service::D2, json!({"dns-server-timeout": 250}));
+    assert_version_get(&server);
+    assert!(server.config_path.ends_with("kea-dhcp-ddns.conf"));
+    let config = server.command(r#"{"command":"config-get"}"#);
+    let d2 = &config["arguments"]["DhcpDdns"];
+    assert_eq!(d2["dns-server-timeout"], 250, "{config}");
+    assert_ne!(d2["port"], 53001, "D2 gets a port of its own: {config}");
+    assert_eq!(server.reload_count(), 0, "{}", server.log());
+
+    let mut arguments = config["arguments"].clone();
+    arguments["DhcpDdns"]["dns-server-timeout"] = json!(300);
+    let set = server.command(&json!({"command": "config-set", "arguments": arguments}).to_string());
+    assert_eq!(set["result"], 0, "{set}");
+    let reply = server.command(r#"{"command":"config-reload"}"#);
+    assert_eq!(reply["result"], 0, "{reply}");
+    assert_eq!(server.reload_count(), 1, "{}", server.log());
+
+    assert!(send_signal(server.pid(), SIGHUP));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while server.reload_count() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "no SIGHUP reload\n{}",
+            server.log()
+        );
+        sleep(Duration::from_millis(20));
+    }
+    server.restart();
+    assert_eq!(server.reload_count(), 2, "{}", server.log());
+    assert!(server.failed_reloads().is_empty(), "{}", server.log());
 }
 
 /// Polls until `done` holds for the agent's log (all its runs).

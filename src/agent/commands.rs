@@ -215,7 +215,7 @@ async fn check_service(service: &ServiceConfig, findings: &mut Vec<Finding>) {
             Err(error) => findings.push(finding(false, subject, error.to_string())),
         }
     }
-    let (depth, why) = choose_depth(service.validation, kea_version.as_deref(), &facts);
+    let (depth, why) = choose_depth(name, service.validation, kea_version.as_deref(), &facts);
     let validator = Validator::new(
         name,
         service.validator.clone(),

@@ -350,6 +350,24 @@ impl Agent {
             .count()
     }
 
+    /// Event lines of `service` with `outcome`, when the agent manages several services.
+    pub fn service_events(&self, service: Service, outcome: &str) -> Vec<String> {
+        let field = format!(" service={service} ");
+        self.events(outcome)
+            .into_iter()
+            .filter(|l| l.contains(&field))
+            .collect()
+    }
+
+    /// Every event line of `service`, whatever its outcome.
+    pub fn service_event_count(&self, service: Service) -> usize {
+        let field = format!(" service={service} ");
+        self.log()
+            .lines()
+            .filter(|l| l.contains(" outcome=") && l.contains(&field))
+            .count()
+    }
+
     /// Sends `signal` (see [`super::SIGHUP`]); panics when it cannot be sent.
     pub fn signal(&self, signal: i32) {
         assert!(

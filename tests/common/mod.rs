@@ -1,5 +1,5 @@
-//! Real-Kea test harness: runs kea-dhcp4 / kea-dhcp6 / kea-ctrl-agent in throwaway
-//! directories and talks to them with plain std sockets, so tests need no runtime.
+//! Real-Kea test harness: runs kea-dhcp4 / kea-dhcp6 / kea-dhcp-ddns / kea-ctrl-agent in
+//! throwaway directories and talks to them with plain std sockets, so tests need no runtime.
 //!
 //! Every daemon gets its own temp dir (config, unix socket, pid/lock files, logs), so
 //! tests can run in parallel. Set `KEA_TEST_KEEP=1` to keep the dirs for debugging and
@@ -8,6 +8,7 @@
 #![allow(dead_code)] // each test file uses its own subset of the harness
 
 pub mod agent;
+pub mod write_patterns;
 
 use std::fs;
 use std::io::{Read, Write};
@@ -58,11 +59,12 @@ pub fn require_binary(name: &str) -> PathBuf {
 }
 
 /// Log message id of a successful config-reload / SIGHUP (checked against 2.2 logs).
+/// D2's DCTL_CONFIG_COMPLETE also marks its start-up and config-set: [`d2_reloads`].
 pub fn reload_success_id(service: Service) -> &'static str {
     match service {
         Service::Dhcp4 => "DHCP4_DYNAMIC_RECONFIGURATION_SUCCESS",
         Service::Dhcp6 => "DHCP6_DYNAMIC_RECONFIGURATION_SUCCESS",
-        Service::D2 => not_run_here(service),
+        Service::D2 => "DCTL_CONFIG_COMPLETE",
     }
 }
 
@@ -71,20 +73,37 @@ fn socket_file(service: Service) -> &'static str {
     match service {
         Service::Dhcp4 => "kea4.sock",
         Service::Dhcp6 => "kea6.sock",
-        Service::D2 => not_run_here(service),
+        Service::D2 => "kea-ddns.sock",
     }
 }
 
-/// [`KeaServer`]'s defaults and reload counting are DHCP-only: D2 has no leases,
-/// interfaces or DYNAMIC_RECONFIGURATION message.
-fn not_run_here(service: Service) -> ! {
-    panic!(
-        "the test harness runs kea-dhcp4 and kea-dhcp6 only, not {} ({service})",
-        service.daemon_binary()
-    )
+/// kea-dhcp-ddns's reloads in its `log`: the successful ones, and the lines of
+/// those that failed. D2 (2.2) logs DCTL_CONFIG_COMPLETE for start-up, config-set
+/// and reloads alike, and nothing when a config-reload command fails; so a reload
+/// is a config-reload command or SIGHUP (DCTL_CFG_FILE_RELOAD_SIGNAL_RECVD) line,
+/// and it succeeded when DCTL_CONFIG_COMPLETE follows before the next command.
+/// Commands run one at a time, so nothing else comes in between.
+pub fn d2_reloads(log: &str) -> (usize, Vec<String>) {
+    let complete = format!(" {} ", reload_success_id(Service::D2));
+    let (mut succeeded, mut failed) = (0, Vec::new());
+    let mut pending: Option<&str> = None;
+    for line in log.lines() {
+        let starts_reload = line.contains("Received command 'config-reload'")
+            || line.contains(" DCTL_CFG_FILE_RELOAD_SIGNAL_RECVD ");
+        if starts_reload || line.contains(" COMMAND_RECEIVED ") {
+            failed.extend(pending.take().map(str::to_string));
+            pending = starts_reload.then_some(line);
+        } else if line.contains(&complete) && pending.take().is_some() {
+            succeeded += 1;
+        } else if line.contains(" DCTL_CFG_FILE_RELOAD_ERROR ") {
+            pending = None;
+            failed.push(line.to_string());
+        }
+    }
+    (succeeded, failed)
 }
 
-/// A running kea-dhcp4 or kea-dhcp6 with its own dir; killed on drop.
+/// A running kea-dhcp4, kea-dhcp6 or kea-dhcp-ddns with its own dir; killed on drop.
 pub struct KeaServer {
     pub dir: PathBuf,
     pub config_path: PathBuf,
@@ -129,14 +148,17 @@ impl KeaServer {
                 "severity": "INFO",
             }]),
         );
+        if service == Service::D2 {
+            // No interfaces or leases; its NameChangeRequest listener gets a port of its
+            // own rather than 53001, where the host's kea-dhcp-ddns may listen.
+            config.shift_remove("interfaces-config");
+            config.shift_remove("lease-database");
+            config.insert("ip-address".into(), json!("127.0.0.1"));
+            config.insert("port".into(), json!(free_udp_port()));
+        }
         if service == Service::Dhcp6 {
             // 2.6.3+ and 3.x take only their own (/var/lib/kea); it holds just the DUID here.
-            let data = if kea_takes_only_its_dirs() {
-                PathBuf::from("/var/lib/kea")
-            } else {
-                dir.clone()
-            };
-            config.insert("data-directory".into(), json!(data));
+            config.insert("data-directory".into(), json!(data_dir(None, &dir)));
             config.insert(
                 "server-id".into(),
                 json!({"type": "EN", "enterprise-id": 2495, "identifier": "6b65612d74657374"}),
@@ -161,7 +183,8 @@ impl KeaServer {
 
     /// Starts `service` from raw config text (comments, includes allowed), written as
     /// dir/kea-dhcp4.conf after replacing `@SOCKET@` with `socket_path` and `@DIR@` with `dir`.
-    /// Log to `@DIR@/kea.log` for [`KeaServer::log`] and [`KeaServer::reload_count`] to see it.
+    /// Log to `@LOG@` for [`KeaServer::log`] and [`KeaServer::reload_count`] to see it; `@DATA@`
+    /// is dhcp6's data-directory (its own dir, or /var/lib/kea on 2.6.3+/3.x).
     pub fn start_with_file(service: Service, config_text: &str) -> KeaServer {
         Self::start_with_args(service, config_text, &[])
     }
@@ -190,11 +213,7 @@ impl KeaServer {
         };
         let dir = tmp.path().to_path_buf();
         let (socket_path, log_path) = places(root, &dir, service);
-        let seen = |path: &Path| in_root(root, path).to_string_lossy().into_owned();
-        let text = config_text
-            .replace("@SOCKET@", &seen(&socket_path))
-            .replace("@DIR@", &seen(&dir))
-            .replace("@LOG@", &seen(&log_path));
+        let text = fill_places(config_text, root, &socket_path, &dir, &log_path);
         let args = args.iter().map(|a| a.to_string()).collect();
         Self::begin(service, tmp, &text, args, root, socket_path, log_path)
     }
@@ -312,6 +331,13 @@ impl KeaServer {
         })
     }
 
+    /// `text` with `@SOCKET@`, `@DIR@` and `@LOG@` filled in as [`KeaServer::start_in`]
+    /// does for this server: a config text as its file holds it, to write over that file.
+    pub fn materialize(&self, text: &str) -> String {
+        let root = self.root.as_deref();
+        fill_places(text, root, &self.socket_path, &self.dir, &self.log_path)
+    }
+
     /// Sends one raw command and returns the reply bytes exactly as Kea wrote them.
     pub fn command_bytes(&self, json: &str) -> Vec<u8> {
         send_unix(&self.socket_path, json)
@@ -319,15 +345,22 @@ impl KeaServer {
     }
 
     /// Successful reconfigurations (config-reload or SIGHUP) seen in the log, counted by
-    /// DHCP4_/DHCP6_DYNAMIC_RECONFIGURATION_SUCCESS. Startup and config-set are not counted.
+    /// DHCP4_/DHCP6_DYNAMIC_RECONFIGURATION_SUCCESS ([`d2_reloads`] for D2). Startup and
+    /// config-set are not counted.
     pub fn reload_count(&self) -> usize {
+        if self.service == Service::D2 {
+            return d2_reloads(&self.log()).0;
+        }
         let id = reload_success_id(self.service);
         self.log().lines().filter(|l| l.contains(id)).count()
     }
 
     /// Lines of the log that report a failed (re)configuration (DHCP4_CONFIG_LOAD_FAIL,
-    /// ..._RECONFIGURATION_FAIL).
+    /// ..._RECONFIGURATION_FAIL; for D2 see [`d2_reloads`]).
     pub fn failed_reloads(&self) -> Vec<String> {
+        if self.service == Service::D2 {
+            return d2_reloads(&self.log()).1;
+        }
         let load_fail = format!(
             "{}_CONFIG_LOAD_FAIL",
             self.service.config_key().to_uppercase()
@@ -702,6 +735,25 @@ fn places(root: Option<&Path>, dir: &Path, service: Service) -> (PathBuf, PathBu
             log_place(root, dir, "kea.log"),
         ),
         None => (dir.join(socket_file(service)), dir.join("kea.log")),
+    }
+}
+
+/// `text` with the harness placeholders filled in as Kea sees the paths:
+/// `@SOCKET@`, `@DIR@`, `@LOG@`, and `@DATA@` (dhcp6's data-directory).
+fn fill_places(text: &str, root: Option<&Path>, socket: &Path, dir: &Path, log: &Path) -> String {
+    let seen = |path: &Path| in_root(root, path).to_string_lossy().into_owned();
+    text.replace("@SOCKET@", &seen(socket))
+        .replace("@DIR@", &seen(dir))
+        .replace("@LOG@", &seen(log))
+        .replace("@DATA@", &data_dir(root, dir).to_string_lossy())
+}
+
+/// dhcp6's data-directory (it keeps only its DUID there in tests), as Kea sees
+/// it: `dir`, or the one 2.6.3+/3.x take, /var/lib/kea.
+fn data_dir(root: Option<&Path>, dir: &Path) -> PathBuf {
+    match own_dirs_base(root) {
+        Some(_) => PathBuf::from("/var/lib/kea"),
+        None => dir.to_path_buf(),
     }
 }
 

@@ -705,7 +705,12 @@ impl ServiceSync {
     /// logged once per reason.
     fn depth(&mut self, read: &Read) -> Depth {
         let facts = &read.facts(self.service).load;
-        let (depth, why) = choose_depth(self.validation, self.kea_version.as_deref(), facts);
+        let (depth, why) = choose_depth(
+            self.service,
+            self.validation,
+            self.kea_version.as_deref(),
+            facts,
+        );
         if why != self.told_depth {
             if let Some(why) = &why {
                 let level = if self.validation == Thoroughness::Full {
