@@ -92,7 +92,7 @@ fn agent_for(root: &Path, kea: &KeaServer, extra: &[String]) -> Agent {
     agent
 }
 
-fn text(output: &std::process::Output) -> String {
+fn text_of(output: &std::process::Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
@@ -109,7 +109,7 @@ fn zero_config_trusts_and_logs_in_as_kea_says() {
     let agent = agent_for(&root, &kea, &[]);
 
     let check = agent.run("check");
-    let said = text(&check);
+    let said = text_of(&check);
     assert!(check.status.success(), "check:\n{said}");
     assert!(
         said.contains(&format!("https://127.0.0.1:{port}")) && said.contains("Kea 3.0"),
@@ -122,7 +122,7 @@ fn zero_config_trusts_and_logs_in_as_kea_says() {
         .replace("\"valid-lifetime\": 4000", "\"valid-lifetime\": 4300");
     fs::write(&kea.config_path, edited).expect("edit");
     let apply = agent.run("apply");
-    assert!(apply.status.success(), "apply:\n{}", text(&apply));
+    assert!(apply.status.success(), "apply:\n{}", text_of(&apply));
     let live = kea.command(r#"{"command":"config-get"}"#);
     assert_eq!(
         live["arguments"]["Dhcp4"]["valid-lifetime"],
@@ -156,12 +156,12 @@ fn agent_toml_wins_over_kea_config_and_errors_say_what_to_set() {
         ],
     );
     let check = explicit.run("check");
-    assert!(check.status.success(), "explicit:\n{}", text(&check));
+    assert!(check.status.success(), "explicit:\n{}", text_of(&check));
 
     // agent.toml's CA replaces Kea's trust-anchor: another CA is refused.
     let other = shared.write("other-ca.pem", &make_certs("other CA", &["x"]).ca_pem);
     let wrong_ca = agent_for(&root, &kea, &[format!("ca_file = \"{}\"", other.display())]);
-    let said = text(&wrong_ca.run("check"));
+    let said = text_of(&wrong_ca.run("check"));
     assert!(said.contains("UnknownIssuer"), "{said}");
 
     // agent.toml's user replaces Kea's client: a wrong password is refused by Kea.
@@ -174,7 +174,7 @@ fn agent_toml_wins_over_kea_config_and_errors_say_what_to_set() {
             format!("password_file = \"{}\"", bad_password.display()),
         ],
     );
-    let said = text(&wrong_user.run("check"));
+    let said = text_of(&wrong_user.run("check"));
     assert!(said.contains("401"), "{said}");
 }
 
@@ -185,10 +185,77 @@ fn a_socket_that_wants_a_client_certificate_is_named() {
     let kea = start_kea(&root, &shared, free_port(), true);
     let agent = agent_for(&root, &kea, &[]);
     let check = agent.run("check");
-    let said = text(&check);
+    let said = text_of(&check);
     assert!(!check.status.success(), "{said}");
     assert!(
         said.contains("requires a client certificate") && said.contains("client_cert"),
         "{said}"
+    );
+}
+
+/// The daemon's own plain HTTP socket with basic auth (user and password inline in
+/// Kea's config): the running agent, zero-config, carries edits of three kinds over it.
+#[test]
+fn the_running_agent_applies_edits_over_keas_own_http_socket_with_basic_auth() {
+    let root = kea_root();
+    let port = free_port();
+    let config = format!(
+        r#"{{"Dhcp4": {{
+  "interfaces-config": {{"interfaces": []}},
+  "control-sockets": [
+    {{"socket-type": "http", "socket-address": "127.0.0.1", "socket-port": {port},
+      "authentication": {{"type": "basic", "realm": "kea",
+        "clients": [{{"user": "sync-agent", "password": "s3cret"}}]}}}},
+    {{"socket-type": "unix", "socket-name": "@SOCKET@"}}
+  ],
+  "valid-lifetime": 4000,
+  "loggers": [{{"name": "kea-dhcp4", "severity": "INFO",
+    "output-options": [{{"output": "@LOG@"}}]}}]
+}}}}"#
+    );
+    let kea = KeaServer::start_in(Some(&root), Service::Dhcp4, &config, &[]);
+    common::backdate(&kea.config_path);
+    let mut agent = agent_for(&root, &kea, &[]);
+    agent.spawn();
+    let lifetime = || {
+        kea.command(r#"{"command":"config-get"}"#)["arguments"]["Dhcp4"]["valid-lifetime"].as_u64()
+    };
+    let context = || {
+        format!(
+            "{}\n--- Kea ---\n{}",
+            agent.log(),
+            common::tail(&kea.log(), 20)
+        )
+    };
+    let wait = |what: &str, done: &dyn Fn() -> bool| {
+        agent.wait_while_running(what, std::time::Duration::from_secs(20), done, context)
+    };
+    wait("the agent's first look", &|| agent.event_count() >= 1);
+    let text = |lifetime: u64| config.replace("4000", &lifetime.to_string());
+    let written = |lifetime: u64| kea.materialize(&text(lifetime));
+    // In place, by rename, and half a write then the rest.
+    fs::write(&kea.config_path, written(4100)).expect("write in place");
+    wait("4100 live", &|| lifetime() == Some(4100));
+    let next = kea.dir.join("next.conf");
+    fs::write(&next, written(4200)).expect("write aside");
+    fs::rename(&next, &kea.config_path).expect("rename over");
+    wait("4200 live", &|| lifetime() == Some(4200));
+    let whole = written(4300);
+    let (head, rest) = whole.split_at(whole.len() / 2);
+    fs::write(&kea.config_path, head).expect("half");
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    fs::write(&kea.config_path, format!("{head}{rest}")).expect("whole");
+    wait("4300 live", &|| lifetime() == Some(4300));
+    assert_eq!(kea.reload_count(), 3, "{}", kea.log());
+    assert!(
+        kea.failed_reloads().is_empty(),
+        "{:?}",
+        kea.failed_reloads()
+    );
+    // The socket it picked: Kea's HTTP one, listed first.
+    let said = text_of(&agent.run("check"));
+    assert!(
+        said.contains(&format!("http://127.0.0.1:{port}")),
+        "the agent uses the HTTP socket\n{said}"
     );
 }
