@@ -168,6 +168,21 @@ pub fn choose_depth(
         };
         return (Depth::Parse, Some(why));
     }
+    // Seen on 2.6.3 (not on 3.0.4): kea-dhcp6 -T opens the control socket, whose
+    // lock the running server holds ("cannot lock socket lockfile"), so it
+    // refuses every file of a running server.
+    if service == Service::Dhcp6
+        && version.is_some_and(|version| version < KeaVersion::new(2, 7, 0))
+    {
+        return (
+            Depth::Parse,
+            Some(format!(
+                "Kea {}'s kea-dhcp6 -T opens the control socket the running server holds \
+                 (\"cannot lock socket lockfile\"); failures while applying are rolled back instead",
+                kea_version.unwrap_or_default()
+            )),
+        );
+    }
     // Seen on 2.6.3 (not on 3.0.4): `-T` never enables multi-threading, so HA's
     // own HTTP listener (its default under multi-threading since 2.4) fails to
     // start and -T refuses every HA config. Even when asked for: it would
@@ -527,6 +542,23 @@ mod tests {
                 (depth, said_why),
                 "{thoroughness:?} {version:?} {facts:?}: {why:?}"
             );
+        }
+    }
+
+    /// kea-dhcp6 -T of 2.4-2.6 refuses a running server's file (its socket lock).
+    #[test]
+    fn dhcp6_gets_load_checks_from_2_7_on() {
+        let no_hooks = LoadFacts::default();
+        for (version, depth) in [
+            ("2.6.3", Depth::Parse),
+            ("2.4.1", Depth::Parse),
+            ("2.7.2", Depth::Load),
+            ("3.0.4", Depth::Load),
+        ] {
+            let (got, why) =
+                choose_depth(Service::Dhcp6, Thoroughness::Full, Some(version), &no_hooks);
+            assert_eq!(got, depth, "{version}: {why:?}");
+            assert_eq!(why.is_some(), depth == Depth::Parse, "{version}: {why:?}");
         }
     }
 
