@@ -215,7 +215,7 @@ fn the_running_agent_applies_edits_over_keas_own_http_socket_with_basic_auth() {
     );
     let kea = KeaServer::start_in(Some(&root), Service::Dhcp4, &config, &[]);
     common::backdate(&kea.config_path);
-    let mut agent = agent_for(&root, &kea, &[]);
+    let agent = agent_for(&root, &kea, &[]);
     agent.spawn();
     let lifetime = || {
         kea.command(r#"{"command":"config-get"}"#)["arguments"]["Dhcp4"]["valid-lifetime"].as_u64()
