@@ -19,11 +19,13 @@ mod rig;
 use common::disk::SmallDisk;
 use common::edit::Editor;
 use common::rng::Rng;
-use common::{SIGCONT, SIGSTOP, send_signal};
+use common::{SIGCONT, SIGKILL, SIGSTOP, send_signal};
 use receiver::Answer;
-use rig::{Content, Rig, RigOptions};
+use rig::{Content, Rig, RigOptions, WAIT};
 use std::fs;
+use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -86,6 +88,39 @@ fn kea_hung_with_sigstop_across_edits_gets_the_last_valid_one_once_it_runs_again
     );
 }
 
+#[test]
+fn kea_hung_with_sigstop_during_a_reload_is_reported_as_it_runs_once_it_continues() {
+    let mut rig = Rig::start(RigOptions {
+        filler_subnets: 4000,
+        kea_timeout_s: 3,
+        ..RigOptions::default()
+    });
+    rig.wait_started();
+    let kea_pid = rig.kea.pid();
+    let _resume = Resume(kea_pid);
+    let mut kea_log = LogWatch::new(&rig.kea.log_path);
+    rig.edit();
+    let received = Instant::now() + WAIT;
+    while !kea_log.saw("config-reload") {
+        assert!(Instant::now() < received, "Kea never got a config-reload");
+        sleep(Duration::from_millis(2));
+    }
+    assert!(send_signal(kea_pid, SIGSTOP), "SIGSTOP Kea");
+    rig.hidden_reloads += 1; // the reload finishes once Kea runs again
+    rig.wait_logged("Rejected", 1);
+    let rejected = &rig.agent.events("Rejected")[0];
+    assert!(
+        rejected.contains("stopped answering while reloading"),
+        "{rejected}"
+    );
+    assert!(send_signal(kea_pid, SIGCONT), "SIGCONT Kea");
+    // Kea finishes the reload it was given; the agent, watching for Kea, finds it
+    // running a config it did not see being loaded and sends it.
+    let tally = rig.assert_invariant();
+    eprintln!("{tally}");
+    assert_eq!(tally.drifts, 1, "Kea's config as the agent found it");
+}
+
 /// SIGCONTs a stopped Kea when the test ends, whatever happened.
 struct Resume(u32);
 
@@ -93,6 +128,53 @@ impl Drop for Resume {
     fn drop(&mut self) {
         send_signal(self.0, SIGCONT);
     }
+}
+
+#[test]
+fn kea_killed_during_a_reload_and_restarted_is_reported_as_it_runs() {
+    // Big enough that a reload takes a while, so the kill lands inside it.
+    let mut rig = Rig::start(RigOptions {
+        filler_subnets: 4000,
+        check_interval_s: 1,
+        kea_timeout_s: 30,
+        ..RigOptions::default()
+    });
+    rig.wait_started();
+    let mut kea_log = LogWatch::new(&rig.kea.log_path);
+    let mut landed = false;
+    for attempt in 1..=5 {
+        rig.edit();
+        let received = Instant::now() + WAIT;
+        while !kea_log.saw("config-reload") {
+            assert!(Instant::now() < received, "Kea never got a config-reload");
+            sleep(Duration::from_millis(2));
+        }
+        assert!(send_signal(rig.kea.pid(), SIGKILL), "SIGKILL Kea");
+        rig.hidden_reloads += 1; // it may have finished just before
+        rig.wait("the agent to see Kea gone", WAIT, |rig| {
+            let log = rig.agent.log();
+            match log.contains("stopped answering while reloading")
+                || log.contains("outcome=Applied")
+            {
+                true => Ok(()),
+                false => Err("no verdict yet".into()),
+            }
+        });
+        landed = rig
+            .agent
+            .log()
+            .contains("stopped answering while reloading");
+        // systemd's Restart=: Kea comes back on the file it was reloading.
+        rig.kea.restart();
+        kea_log = LogWatch::new(&rig.kea.log_path);
+        if landed {
+            eprintln!("the kill landed inside the reload at attempt {attempt}");
+            break;
+        }
+    }
+    assert!(landed, "none of 5 kills landed inside a reload");
+    let tally = rig.assert_invariant();
+    eprintln!("{tally}");
 }
 
 #[test]
@@ -110,6 +192,38 @@ fn kea_restarted_on_a_file_edited_while_it_was_down_is_in_sync_without_a_reload(
     eprintln!("{tally}");
     assert_eq!(tally.kea_reloads, 0, "Kea loaded the file itself at start");
     assert_eq!(tally.snapshots, 2, "start-up, then the restarted Kea");
+}
+
+/// A rejected file used to stop the periodic look at Kea's memory: a change made through
+/// Kea's API (a central's config-set) while the file stayed rejected never went upstream.
+#[test]
+fn a_rejected_file_does_not_stop_the_periodic_look_for_drift() {
+    let mut rig = Rig::start(RigOptions {
+        check_interval_s: 1,
+        ..RigOptions::default()
+    });
+    rig.wait_started();
+    rig.write_new(Content::PoolOutsideSubnet, Editor::RenameOver);
+    rig.wait_logged("Rejected", 1);
+    let mut config = rig.live_config();
+    config["Dhcp4"]["valid-lifetime"] = serde_json::json!(7777);
+    let set = rig
+        .kea
+        .command(&serde_json::json!({"command": "config-set", "arguments": config}).to_string());
+    assert_eq!(set["result"], 0, "config-set: {set}");
+    rig.wait("the drift at the receiver", WAIT, |rig| {
+        match has_config(rig, 7777) {
+            true => Ok(()),
+            false => Err("not there".into()),
+        }
+    });
+    let drift = rig.receiver.events().pop().expect("the drift");
+    assert_eq!(drift["kind"], "drift", "{drift}");
+    assert_eq!(
+        drift["config"],
+        rig.live_config(),
+        "the drift carries Kea's config"
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -308,4 +422,36 @@ fn agent_sigkilled_at_random_moments_over_hundreds_of_edit_push_cycles() {
         "{cycles} cycles, {kills} SIGKILLs, {:.1} s: {tally}",
         started.elapsed().as_secs_f64()
     );
+}
+
+/// Reads what a log file gains, from where it was when watching began.
+struct LogWatch {
+    path: PathBuf,
+    offset: u64,
+    seen: String,
+}
+
+impl LogWatch {
+    fn new(path: &Path) -> LogWatch {
+        let offset = fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        LogWatch {
+            path: path.to_path_buf(),
+            offset,
+            seen: String::new(),
+        }
+    }
+
+    /// Whether `needle` was written since watching began.
+    fn saw(&mut self, needle: &str) -> bool {
+        if let Ok(mut file) = fs::File::open(&self.path)
+            && file.seek(SeekFrom::Start(self.offset)).is_ok()
+        {
+            let mut more = Vec::new();
+            if let Ok(n) = file.read_to_end(&mut more) {
+                self.offset += n as u64;
+                self.seen.push_str(&String::from_utf8_lossy(&more));
+            }
+        }
+        self.seen.contains(needle)
+    }
 }
