@@ -667,9 +667,11 @@ impl ServiceSync {
         let mut queued = false;
         while let Some(event) = self.held.first() {
             match outbox.queue(event) {
-                Ok(_) => {
+                Ok(entry) => {
                     if let Some(event) = self.held.pop() {
-                        tracing::info!(service = %self.service, outcome = ?event.outcome,
+                        // Its id, unknown when the event's own line was logged.
+                        let id = entry.map(|entry| entry.id).unwrap_or_default();
+                        tracing::info!(service = %self.service, event = %id, outcome = ?event.outcome,
                             "queued upstream the event held back for the state dir");
                         self.config_queued(&event);
                     }
