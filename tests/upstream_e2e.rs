@@ -9,6 +9,7 @@ mod common;
 mod receiver;
 
 use common::agent::{Agent, AgentToml, TomlTable};
+use common::disk::SmallDisk;
 use common::{KeaServer, SIGHUP, backdate, is_sha256_hex, large_dhcp4_body, tail, write_private};
 use kea_sync_agent::kea::Service;
 use receiver::{Answer, Receiver, StoredEvent, TestCa};
@@ -17,7 +18,7 @@ use sha2::{Digest, Sha256};
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::thread::sleep;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -987,57 +988,6 @@ fn apply_beside_a_running_daemon_runs_inside_it_and_sequences_never_repeat() {
         "one writer: sequences 1, 2, 3... with none repeated\n{}",
         s.context()
     );
-}
-
-/// A small tmpfs of our own, unmounted on drop.
-struct SmallDisk {
-    dir: tempfile::TempDir,
-}
-
-impl SmallDisk {
-    fn mount(size: &str) -> SmallDisk {
-        let dir = tempfile::Builder::new()
-            .prefix("kea-sync-agent-small-disk-")
-            .tempdir()
-            .expect("mount point");
-        let status = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir.path())
-            .status()
-            .expect("run mount");
-        assert!(
-            status.success(),
-            "cannot mount a tmpfs on {} ({status}): this test needs root and mount(8)",
-            dir.path().display()
-        );
-        SmallDisk { dir }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// Fills the disk to the last byte with one file; returns it.
-    fn fill(&self) -> PathBuf {
-        let filler = self.path().join("filler");
-        let mut file = fs::File::create(&filler).expect("create the filler");
-        let block = vec![0u8; 64 * 1024];
-        while file.write_all(&block).is_ok() {}
-        let mut byte = [0u8; 1];
-        while file.write_all(&byte).is_ok() {
-            byte[0] = byte[0].wrapping_add(1);
-        }
-        filler
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(self.dir.path())
-            .status();
-    }
 }
 
 #[test]

@@ -225,6 +225,8 @@ pub struct Agent {
     state_dir: PathBuf,
     log_path: PathBuf,
     log_filter: String,
+    /// A command the agent runs under (e.g. `setpriv ... --`); empty: none.
+    wrapper: Vec<String>,
     tmp: Option<TempDir>,
 }
 
@@ -246,6 +248,7 @@ impl Agent {
             log_path: dir.join("agent.log"),
             dir,
             log_filter: "info".to_string(),
+            wrapper: Vec::new(),
             tmp: Some(tmp),
         }
     }
@@ -253,6 +256,13 @@ impl Agent {
     /// KEA_SYNC_AGENT_LOG of every later [`Agent::spawn`].
     pub fn log_filter(mut self, filter: &str) -> Agent {
         self.log_filter = filter.to_string();
+        self
+    }
+
+    /// Every later [`Agent::spawn`] runs `WRAPPER... kea-sync-agent run ...`; the wrapper
+    /// must exec the agent (as `setpriv ... --` does), so [`Agent::pid`] stays the agent's.
+    pub fn run_under(mut self, wrapper: &[&str]) -> Agent {
+        self.wrapper = wrapper.iter().map(|arg| arg.to_string()).collect();
         self
     }
 
@@ -279,7 +289,15 @@ impl Agent {
             .open(&self.log_path)
             .unwrap_or_else(|e| panic!("open {}: {e}", self.log_path.display()));
         let stdout = log.try_clone().expect("clone agent.log handle");
-        let child = Command::new(AGENT_BIN)
+        let mut command = match self.wrapper.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(AGENT_BIN);
+                command
+            }
+            None => Command::new(AGENT_BIN),
+        };
+        let child = command
             .arg("run")
             .arg("--config")
             .arg(&self.toml)
@@ -289,7 +307,7 @@ impl Agent {
             .stdout(stdout)
             .stderr(log)
             .spawn()
-            .expect("spawn kea-sync-agent run");
+            .unwrap_or_else(|e| panic!("spawn kea-sync-agent run {:?}: {e}", self.wrapper));
         *self.child.borrow_mut() = Some(child);
     }
 
@@ -337,7 +355,7 @@ impl Agent {
         let field = format!("outcome={outcome} ");
         self.log()
             .lines()
-            .filter(|l| l.contains(&field))
+            .filter(|l| is_event_line(l) && l.contains(&field))
             .map(str::to_string)
             .collect()
     }
@@ -346,7 +364,7 @@ impl Agent {
     pub fn event_count(&self) -> usize {
         self.log()
             .lines()
-            .filter(|l| l.contains(" outcome="))
+            .filter(|l| is_event_line(l) && l.contains(" outcome="))
             .count()
     }
 
@@ -464,6 +482,12 @@ impl Drop for Agent {
         }
         keep_if_asked(self.tmp.take());
     }
+}
+
+/// Whether `line` is an event's own line (`SyncEvent::log`), not one that mentions an
+/// event's outcome (such as "event not queued upstream yet ... outcome=Applied").
+pub fn is_event_line(line: &str) -> bool {
+    line.contains(" kea_sync_agent::event: ")
 }
 
 /// Runs `kea-sync-agent ARGS` to its end (NO_COLOR=1), capturing stdout and stderr.

@@ -8,6 +8,9 @@
 #![allow(dead_code)] // each test file uses its own subset of the harness
 
 pub mod agent;
+pub mod disk;
+pub mod edit;
+pub mod rng;
 pub mod write_patterns;
 
 use std::fs;
@@ -1076,6 +1079,10 @@ pub const SIGHUP: i32 = 1;
 pub const SIGKILL: i32 = 9;
 /// Asks for a clean exit.
 pub const SIGTERM: i32 = 15;
+/// Lets a stopped process run again.
+pub const SIGCONT: i32 = 18;
+/// Cannot be caught: the process stops (hangs) until SIGCONT.
+pub const SIGSTOP: i32 = 19;
 
 /// Sends `signal` to process `pid` with kill(2); false when it failed (no such process).
 pub fn send_signal(pid: u32, signal: i32) -> bool {

@@ -17,9 +17,11 @@
 //!    HA server is followed until normal again         [`ServiceSync::ha_after`]
 //! 9. record: state transition, log, queue upstream     [`ServiceSync::record`]
 //!
-//! When the files are unchanged, a full check (start-up, periodic, Kea back)
-//! looks at Kea's memory instead ([`ServiceSync::watch_live`]): a restarted
-//! Kea gets a snapshot, a config changed behind the agent's back a drift.
+//! When the files are unchanged, or were rejected before, a full check
+//! (start-up, periodic, Kea back) looks at Kea's memory instead
+//! ([`ServiceSync::watch_live`]): a restarted Kea gets a snapshot (and is in
+//! sync with rejected files it loaded itself), a config changed behind the
+//! agent's back a drift.
 //! Decisions live in `decide.rs` and `state.rs` (the one state transition);
 //! this file does the IO between them.
 
@@ -123,6 +125,9 @@ struct Found {
     ha: Vec<Ha<String>>,
     /// What the operator should know though the step succeeded.
     warnings: Vec<String>,
+    /// Kea stopped answering: look again with backoff, so a restarted Kea is
+    /// met as soon as it is back.
+    kea_gone: bool,
 }
 
 impl Found {
@@ -138,6 +143,7 @@ impl Found {
             runtime: None,
             ha: Vec::new(),
             warnings: Vec::new(),
+            kea_gone: false,
         }
     }
 
@@ -393,7 +399,9 @@ impl ServiceSync {
     /// Steps 2-8: what the files and Kea say.
     async fn look(&mut self, read: &Read, trigger: Trigger) -> Look {
         match decide::first_step(&read.file, &self.state, self.quiet_for()) {
-            FirstStep::Unchanged if trigger == Trigger::Full => {
+            // Rejected files do not stop the look at Kea: a Kea restarted after it died
+            // during their reload runs them, and a central may change Kea meanwhile.
+            FirstStep::Unchanged | FirstStep::AlreadyRejected if trigger == Trigger::Full => {
                 return match self.watch_live(read).await {
                     Ok(look) => look,
                     Err(error) => unreachable(error.to_string()),
@@ -478,6 +486,16 @@ impl ServiceSync {
         let status = self.channel.status_get().await?;
         self.saw_status(&status);
         let fresh_kea = self.meet(status.pid).await?;
+        let rejected = self.state.rejected_sha256.as_deref() == Some(read.file.sha256());
+        if rejected
+            && fresh_kea
+            && let Some(expanded) = &read.expanded
+            && self.kea_loaded(&status, &expanded.files)
+        {
+            let text =
+                "Kea (re)started and loaded this content itself, though it was rejected before";
+            return Ok(self.in_sync(self.live().await?, text));
+        }
         // Kea 2.4+ answers the hash alone, cheaply: skip config-get when it is known.
         if let ConfigHash::Hash(hash) = self.config_hash().await?
             && !fresh_kea
@@ -520,6 +538,7 @@ impl ServiceSync {
             runtime,
             ha,
             warnings,
+            kea_gone,
         } = found;
         let mut events = Vec::new();
         if let Some(runtime) = runtime {
@@ -594,6 +613,7 @@ impl ServiceSync {
         self.save();
         let next = match outcome {
             Outcome::Unreachable => Next::Retry,
+            _ if kea_gone => Next::Retry,
             _ => Next::Idle,
         };
         Checked { events, next }
@@ -647,9 +667,11 @@ impl ServiceSync {
         let mut queued = false;
         while let Some(event) = self.held.first() {
             match outbox.queue(event) {
-                Ok(_) => {
+                Ok(entry) => {
                     if let Some(event) = self.held.pop() {
-                        tracing::info!(service = %self.service, outcome = ?event.outcome,
+                        // Its id, unknown when the event's own line was logged.
+                        let id = entry.map(|entry| entry.id).unwrap_or_default();
+                        tracing::info!(service = %self.service, event = %id, outcome = ?event.outcome,
                             "queued upstream the event held back for the state dir");
                         self.config_queued(&event);
                     }

@@ -326,13 +326,18 @@ impl Serving {
     }
 }
 
-/// Kea stopped answering during or right after the reload of this file.
+/// Kea stopped answering during or right after the reload of this file: it
+/// may have died on it, or been killed. The file is not reloaded again; the
+/// agent watches for Kea's return, and a Kea restarted on the file that loads
+/// it is in sync with it (`watch_live`).
 fn exited(why: &str) -> Look {
     Look::Found(Found {
         rolled_back: Some(false),
         serving: Some(false),
+        kea_gone: true,
         ..Found::refused_for_good(format!(
-            "Kea stopped answering while reloading this file ({why}): it serves no DHCP until it is restarted, and would fail the same way on this file"
+            "Kea stopped answering while reloading this file ({why}): it serves no DHCP until it is restarted. \
+             The file is not reloaded again until it changes; a Kea restarted on it that loads it is taken as in sync"
         ))
     })
 }
