@@ -8,6 +8,7 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{ErrorKind, Read, Seek, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 /// The lock file's name inside the state dir.
 pub const LOCK_FILE: &str = "lock";
@@ -62,7 +63,8 @@ pub struct StateDirLock {
 
 impl StateDirLock {
     /// Takes `dir` (created when missing) for `command`, at once or not at
-    /// all: a second agent must not wait for the first to go.
+    /// all: a second agent must not wait for the first to go. Only a lock
+    /// whose named agent is gone is waited for, briefly ([`RELEASE_WAIT`]).
     pub fn acquire(dir: &Path, command: &str) -> Result<StateDirLock, LockError> {
         let io = |source| LockError::Io {
             dir: dir.to_path_buf(),
@@ -94,16 +96,25 @@ impl StateDirLock {
             },
             Err(error) => return Err(io(error)),
         };
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
-                return Err(LockError::Held {
-                    dir: dir.to_path_buf(),
-                    lock: path,
-                    holder: read_holder(&mut file),
-                });
+        let started = Instant::now();
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(TryLockError::WouldBlock) => {
+                    let holder = read_holder(&mut file);
+                    let alive = holder.pid.is_none_or(process_alive);
+                    if wait_for_release(alive, started.elapsed()) {
+                        std::thread::sleep(RELEASE_POLL);
+                        continue;
+                    }
+                    return Err(LockError::Held {
+                        dir: dir.to_path_buf(),
+                        lock: path,
+                        holder,
+                    });
+                }
+                Err(TryLockError::Error(error)) => return Err(io(error)),
             }
-            Err(TryLockError::Error(error)) => return Err(io(error)),
         }
         if writable {
             // Only now, under the lock: truncating first would erase the holder's name.
@@ -135,6 +146,22 @@ impl StateDirLock {
     }
 }
 
+/// How long a lock whose named holder is gone may stay held: a SIGKILLed
+/// agent's descriptor lives on for a moment in a child it was starting (a
+/// validator between fork and exec), and systemd restarts at once.
+const RELEASE_WAIT: Duration = Duration::from_secs(3);
+const RELEASE_POLL: Duration = Duration::from_millis(20);
+
+/// Whether to try the lock again: only while the agent it names is gone, and
+/// not past `RELEASE_WAIT`. A live holder is refused at once. Pure.
+fn wait_for_release(holder_alive: bool, waited: Duration) -> bool {
+    !holder_alive && waited < RELEASE_WAIT
+}
+
+fn process_alive(pid: u32) -> bool {
+    Path::new("/proc").join(pid.to_string()).exists()
+}
+
 fn cannot_write(error: &std::io::Error) -> bool {
     matches!(
         error.kind(),
@@ -159,6 +186,19 @@ fn parse_holder(text: &str) -> Holder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_lock_left_by_a_gone_agent_is_waited_for() {
+        let cases = [
+            (true, Duration::ZERO, false),
+            (false, Duration::ZERO, true),
+            (false, Duration::from_millis(2900), true),
+            (false, RELEASE_WAIT, false),
+        ];
+        for (alive, waited, wait) in cases {
+            assert_eq!(wait_for_release(alive, waited), wait, "{alive} {waited:?}");
+        }
+    }
 
     #[test]
     fn a_second_holder_is_refused_naming_the_first() {
