@@ -13,7 +13,7 @@ mod unix;
 pub use channel::{ConfigHash, ControlChannel, InMemoryConfig, Status};
 pub use error::KeaError;
 pub use http::{HttpControl, HttpOptions, Password};
-pub use reply::{Outcome, Reply, strip_hash};
+pub use reply::{BadReply, Outcome, Reply, strip_hash};
 pub use unix::UnixControl;
 
 use serde_json::value::RawValue;

@@ -80,8 +80,10 @@ struct WireReply<'a> {
 
 /// Why a reply body could not be read as a Kea reply.
 #[derive(Debug)]
-pub(crate) enum BadReply {
+pub enum BadReply {
+    /// Not one complete JSON value: truncated, or not JSON at all.
     NotJson(serde_json::Error),
+    /// JSON, but not shaped like a Kea reply (no numeric `result`, an empty list).
     NotAReply(String),
 }
 
@@ -98,8 +100,8 @@ impl Reply {
     /// Reads a reply body: a single object (unix socket) or a list of them
     /// (kea-ctrl-agent, direct HTTP sockets), of which the first is ours.
     /// The arguments keep the body's buffer: a config-get of tens of MB is
-    /// held once, not copied.
-    pub(crate) fn parse(body: Vec<u8>) -> Result<Reply, BadReply> {
+    /// held once, not copied. Public for the fuzz targets (fuzz/).
+    pub fn parse(body: Vec<u8>) -> Result<Reply, BadReply> {
         let (outcome, text, arguments) = {
             let trimmed = body.trim_ascii_start();
             let wire: WireReply = if trimmed.first() == Some(&b'[') {
