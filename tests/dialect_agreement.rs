@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{KeaServer, require_binary, runtime};
+use common::{KeaServer, kea_accepts, require_binary, runtime};
 use kea_sync_agent::dialect::{self, Style};
 use kea_sync_agent::kea::{Command, ControlChannel, Outcome, Service, UnixControl};
 use kea_sync_agent::validate::service_document;
@@ -13,25 +13,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 const EXAMPLES: &str = "/usr/share/doc/kea/examples";
-
-/// `kea-dhcpX -t FILE` run in `cwd`: true when Kea accepts the file.
-fn kea_accepts(binary: &Path, file: &Path, cwd: &Path) -> (bool, String) {
-    let scratch = tempfile::tempdir().expect("tempdir");
-    let output = std::process::Command::new(binary)
-        .arg("-t")
-        .arg(file)
-        .current_dir(cwd)
-        .env("KEA_LOCKFILE_DIR", scratch.path())
-        .env("KEA_PIDFILE_DIR", scratch.path())
-        .output()
-        .expect("run Kea's validator");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stderr),
-        String::from_utf8_lossy(&output.stdout)
-    );
-    (output.status.success(), text)
-}
 
 /// Our verdict: expand the file, then ask the running Kea with config-test.
 async fn agent_accepts(

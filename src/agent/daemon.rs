@@ -748,13 +748,15 @@ fn record_metrics(metrics: &Metrics, service: Service, events: &[SyncEvent], too
     }
 }
 
-/// The periodic safety net's timer, if it is on.
+/// The periodic safety net's timer, if it is on. An interval the clock cannot
+/// reach (`check_interval_s` near 2^63, which TOML allows) never comes: no
+/// timer, rather than a panic adding it to now.
 fn periodic(config: &AgentConfig) -> Option<Interval> {
-    config.agent.check_interval.map(|every| {
-        let mut interval = tokio::time::interval_at(Instant::now() + every, every);
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        interval
-    })
+    let every = config.agent.check_interval?;
+    let first = Instant::now().checked_add(every)?;
+    let mut interval = tokio::time::interval_at(first, every);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    Some(interval)
 }
 
 async fn sleep_until(due: Option<Instant>) {
@@ -770,5 +772,26 @@ async fn tick(interval: Option<&mut Interval>) {
             interval.tick().await;
         }
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn config(check_interval_s: &str) -> AgentConfig {
+        let text = format!(
+            "[agent]\ncheck_interval_s = {check_interval_s}\n[[service]]\nname = \"dhcp4\"\n"
+        );
+        AgentConfig::parse(&text, Path::new("agent.toml")).expect("valid agent config")
+    }
+
+    #[tokio::test]
+    async fn periodic_check_interval_past_the_clock_is_no_timer_not_a_panic() {
+        // The largest TOML integer: Instant::now() + it overflowed and panicked.
+        assert!(periodic(&config("9223372036854775807")).is_none());
+        assert!(periodic(&config("0")).is_none(), "0 switches it off");
+        assert!(periodic(&config("60")).is_some());
     }
 }

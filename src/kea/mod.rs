@@ -14,7 +14,7 @@ mod version;
 pub use channel::{ConfigHash, ControlChannel, InMemoryConfig, Status};
 pub use error::KeaError;
 pub use http::{HttpControl, HttpOptions, Password};
-pub use reply::{Outcome, Reply, strip_hash};
+pub use reply::{BadReply, Outcome, Reply, strip_hash};
 pub use unix::UnixControl;
 pub use version::{KeaVersion, OLDEST_SUPPORTED};
 

@@ -1,7 +1,6 @@
 //! Kea's answers: result codes as typed outcomes, arguments kept as raw JSON
 //! so a 50 MB config-get is never turned into a tree unless someone asks.
 
-use indexmap::IndexMap;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::ops::Range;
@@ -81,8 +80,10 @@ struct WireReply<'a> {
 
 /// Why a reply body could not be read as a Kea reply.
 #[derive(Debug)]
-pub(crate) enum BadReply {
+pub enum BadReply {
+    /// Not one complete JSON value: truncated, or not JSON at all.
     NotJson(serde_json::Error),
+    /// JSON, but not shaped like a Kea reply (no numeric `result`, an empty list).
     NotAReply(String),
 }
 
@@ -99,8 +100,8 @@ impl Reply {
     /// Reads a reply body: a single object (unix socket) or a list of them
     /// (kea-ctrl-agent, direct HTTP sockets), of which the first is ours.
     /// The arguments keep the body's buffer: a config-get of tens of MB is
-    /// held once, not copied.
-    pub(crate) fn parse(body: Vec<u8>) -> Result<Reply, BadReply> {
+    /// held once, not copied. Public for the fuzz targets (fuzz/).
+    pub fn parse(body: Vec<u8>) -> Result<Reply, BadReply> {
         let (outcome, text, arguments) = {
             let trimmed = body.trim_ascii_start();
             let wire: WireReply = if trimmed.first() == Some(&b'[') {
@@ -158,25 +159,74 @@ impl Reply {
 
 /// Removes the top-level `hash` key from config-get's arguments, which
 /// config-test and config-set refuse ("Unsupported 'hash' parameter.").
-/// Returns the cleaned arguments and the hash, if there was one. The text
-/// is edited in place: a config of tens of MB is never copied.
+/// Returns the cleaned arguments and the hash, if there was one (the last,
+/// should the key repeat). The text is edited in place: a config of tens of
+/// MB is never copied.
 pub fn strip_hash(
     arguments: Box<RawValue>,
 ) -> Result<(Box<RawValue>, Option<String>), serde_json::Error> {
     // Only the top level is parsed; the (possibly huge) config stays raw.
-    let (hash, cut) = {
+    let (hash, cuts) = {
         let text = arguments.get();
-        let top: IndexMap<String, &RawValue> = serde_json::from_str(text)?;
-        let Some((index, _, raw)) = top.get_full("hash") else {
+        let Members(members) = serde_json::from_str(text)?;
+        let hashes: Vec<usize> = (0..members.len())
+            .filter(|&i| members[i].0 == "hash")
+            .collect();
+        let Some(&last) = hashes.last() else {
             return Ok((arguments, None));
         };
-        let hash = serde_json::from_str::<String>(raw.get())?;
-        let value = span(text.as_bytes(), raw.get());
-        (hash, member_span(text, &top, index, value))
+        let hash = serde_json::from_str::<String>(members[last].1.get())?;
+        let cuts: Vec<(Range<usize>, Option<usize>)> = hashes
+            .iter()
+            .map(|&i| {
+                let value = span(text.as_bytes(), members[i].1.get());
+                let previous_end = i
+                    .checked_sub(1)
+                    .map(|p| span(text.as_bytes(), members[p].1.get()).end);
+                (value, previous_end)
+            })
+            .collect();
+        (hash, cuts)
     };
     let mut text = String::from(Box::<str>::from(arguments));
-    text.replace_range(cut, "");
+    // Last first: each cut ends at its own member, so the offsets of the
+    // members before it still hold.
+    for (value, previous_end) in cuts.into_iter().rev() {
+        let cut = match previous_end {
+            Some(end) => end..value.end,
+            None => first_member_span(&text, value),
+        };
+        text.replace_range(cut, "");
+    }
     Ok((RawValue::from_string(text)?, Some(hash)))
+}
+
+/// The members of a JSON object in order, repeated keys included: a map type
+/// keeps the last value at the first key's place, and cutting by it would
+/// cut what stands between the two.
+struct Members<'a>(Vec<(String, &'a RawValue)>);
+
+impl<'de> Deserialize<'de> for Members<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Members<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Members<'de>, A::Error> {
+                let mut members = Vec::new();
+                while let Some(member) = map.next_entry()? {
+                    members.push(member);
+                }
+                Ok(Members(members))
+            }
+        }
+        deserializer.deserialize_map(Visitor)
+    }
 }
 
 /// Where `part`, a slice borrowed from `whole`, lies in it.
@@ -185,18 +235,10 @@ fn span(whole: &[u8], part: &str) -> Range<usize> {
     start..start + part.len()
 }
 
-/// The bytes to cut to remove member `index` (whose value is at `value`)
-/// from the object `text`: from the end of the previous value, or for the
-/// first member from the opening brace through the comma that follows.
-fn member_span(
-    text: &str,
-    top: &IndexMap<String, &RawValue>,
-    index: usize,
-    value: Range<usize>,
-) -> Range<usize> {
-    if let Some((_, previous)) = index.checked_sub(1).and_then(|i| top.get_index(i)) {
-        return span(text.as_bytes(), previous.get()).end..value.end;
-    }
+/// The bytes to cut to remove the first member of the object `text`, whose
+/// value is at `value`: from the opening brace through the comma after it.
+/// (Any other member is cut from the end of the value before it.)
+fn first_member_span(text: &str, value: Range<usize>) -> Range<usize> {
     let open = text.find('{').map_or(0, |brace| brace + 1);
     let rest = &text[value.end..];
     let after = rest.len() - rest.trim_start().len();
@@ -319,6 +361,35 @@ mod tests {
         }
         let raw = RawValue::from_string(r#"{"hash": 7}"#.into()).expect("raw");
         assert!(strip_hash(raw).is_err(), "a hash that is not a string");
+    }
+
+    #[test]
+    fn strip_hash_removes_every_hash_of_a_map_with_duplicate_keys() {
+        // Kea never repeats a key, but a JSON object may: serde keeps the
+        // last value at the first key's position, so cutting "from the first
+        // hash to the last value" would also cut what stands between them.
+        let table = [
+            (r#"{"hash":"A","x":1,"hash":"B"}"#, r#"{"x":1}"#, "B"),
+            (
+                r#"{"hash":"A","x":1,"hash":"B","y":2}"#,
+                r#"{"x":1,"y":2}"#,
+                "B",
+            ),
+            (
+                r#"{"x":1,"hash":"A","y":2,"hash":"B"}"#,
+                r#"{"x":1,"y":2}"#,
+                "B",
+            ),
+            (r#"{"hash":"A","hash":"B","x":1}"#, r#"{"x":1}"#, "B"),
+        ];
+        for (given, want, want_hash) in table {
+            let raw = RawValue::from_string(given.into()).expect("raw");
+            let (cleaned, hash) = strip_hash(raw).expect("strip");
+            let cleaned: serde_json::Value = serde_json::from_str(cleaned.get()).expect("json");
+            let want: serde_json::Value = serde_json::from_str(want).expect("json");
+            assert_eq!(cleaned, want, "{given}");
+            assert_eq!(hash.as_deref(), Some(want_hash), "{given}");
+        }
     }
 
     #[test]

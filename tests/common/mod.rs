@@ -61,6 +61,26 @@ pub fn require_binary(name: &str) -> PathBuf {
     panic!("{name} not found: run scripts/install-deps (apt-get install {package})");
 }
 
+/// `kea-dhcpX -t FILE` run in `cwd` (Kea resolves relative includes there): true
+/// when Kea accepts the file, with everything it printed.
+pub fn kea_accepts(binary: &Path, file: &Path, cwd: &Path) -> (bool, String) {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let output = Command::new(binary)
+        .arg("-t")
+        .arg(file)
+        .current_dir(cwd)
+        .env("KEA_LOCKFILE_DIR", scratch.path())
+        .env("KEA_PIDFILE_DIR", scratch.path())
+        .output()
+        .expect("run Kea's validator");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stderr),
+        String::from_utf8_lossy(&output.stdout)
+    );
+    (output.status.success(), text)
+}
+
 /// Log message id of a successful config-reload / SIGHUP (checked against 2.2 logs).
 /// D2's DCTL_CONFIG_COMPLETE also marks its start-up and config-set: [`d2_reloads`].
 pub fn reload_success_id(service: Service) -> &'static str {
