@@ -1,4 +1,4 @@
-//! A seeded pseudo-random source (SplitMix64) for the fault and soak tests: every run
+//! A seeded pseudo-random source (SplitMix64) for the fault, soak and property tests: every run
 //! prints its seed, and `KEA_TEST_SEED=N` repeats a run exactly (as far as timing allows).
 
 use std::ops::Range;
@@ -8,6 +8,11 @@ use std::time::{Duration, SystemTime};
 pub struct Rng(u64);
 
 impl Rng {
+    /// Seeded with `seed`, for generators that derive their own seeds.
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
     /// Seeded from `KEA_TEST_SEED`, else from the clock; the seed is printed for `what`.
     pub fn from_env(what: &str) -> Rng {
         let seed = match std::env::var("KEA_TEST_SEED") {
@@ -45,6 +50,11 @@ impl Rng {
     /// A duration of `millis` milliseconds.
     pub fn millis(&mut self, millis: Range<u64>) -> Duration {
         Duration::from_millis(self.in_range(millis))
+    }
+
+    /// A number in 0..n (n > 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        self.in_range(0..n as u64) as usize
     }
 
     /// One of `items` (which must not be empty).

@@ -8,36 +8,7 @@
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 
-/// SplitMix64: small, seedable, and the same on every machine.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-
-    pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// 0..n (n > 0).
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    /// True `percent` times in 100.
-    pub fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
-
-    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-}
+pub use crate::common::rng::Rng;
 
 /// A generated case: the files to write into the case directory, the
 /// value the reader must build when it accepts, and what was done to it.
@@ -152,10 +123,10 @@ fn string(rng: &mut Rng) -> Atom {
     let mut lexeme = String::from("\"");
     let mut value = String::new();
     for _ in 0..rng.below(6) {
-        if rng.chance(15) {
+        if rng.percent(15) {
             // \u00XX: Kea takes only these.
             let code = rng.below(256) as u32;
-            let hex = if rng.chance(50) { "x" } else { "X" };
+            let hex = if rng.percent(50) { "x" } else { "X" };
             lexeme.push_str(&if hex == "x" {
                 format!("\\u{code:04x}")
             } else {
@@ -218,7 +189,7 @@ fn float(rng: &mut Rng) -> Atom {
 
 /// Free-form JSON (user-context): anything goes, keys made unique.
 fn free_form(rng: &mut Rng, depth: usize, keys: &mut usize) -> Node {
-    let leaf = depth == 0 || rng.chance(45);
+    let leaf = depth == 0 || rng.percent(45);
     if leaf {
         return Node::Atom(match rng.below(7) {
             0 | 1 => string(rng),
@@ -229,7 +200,7 @@ fn free_form(rng: &mut Rng, depth: usize, keys: &mut usize) -> Node {
             _ => atom("null", Value::Null),
         });
     }
-    if rng.chance(50) {
+    if rng.percent(50) {
         let items = (0..rng.below(4))
             .map(|_| free_form(rng, depth - 1, keys))
             .collect();
@@ -264,7 +235,7 @@ fn user_context(rng: &mut Rng, keys: &mut usize) -> Node {
             members: vec![member("v", other)],
         },
     };
-    if rng.chance(5) {
+    if rng.percent(5) {
         let mut deep = Node::Atom(atom("1", Value::from(1)));
         for level in 0..rng.below(60) {
             deep = if level % 2 == 0 {
@@ -286,10 +257,10 @@ fn user_context(rng: &mut Rng, keys: &mut usize) -> Node {
 /// `comment` and `user-context` members a config map may carry.
 fn annotations(rng: &mut Rng, keys: &mut usize) -> Vec<(Atom, Node)> {
     let mut members = Vec::new();
-    if rng.chance(30) {
+    if rng.percent(30) {
         members.push(member("comment", Node::Atom(string(rng))));
     }
-    if rng.chance(30) {
+    if rng.percent(30) {
         members.push(member("user-context", user_context(rng, keys)));
     }
     members
@@ -306,7 +277,7 @@ fn subnet(rng: &mut Rng, id: usize, keys: &mut usize) -> Node {
         member("id", Node::Atom(atom(id.to_string(), Value::from(id)))),
         member("subnet", Node::Atom(plain(&format!("192.0.{id}.0/24")))),
     ];
-    if rng.chance(70) {
+    if rng.percent(70) {
         let mut pool = vec![member(
             "pool",
             Node::Atom(plain(&format!("192.0.{id}.10 - 192.0.{id}.20"))),
@@ -314,7 +285,7 @@ fn subnet(rng: &mut Rng, id: usize, keys: &mut usize) -> Node {
         pool.extend(annotations(rng, keys));
         members.push(member("pools", Node::List(vec![config_map(pool)])));
     }
-    if rng.chance(40) {
+    if rng.percent(40) {
         let mut option = vec![
             member("name", Node::Atom(plain("domain-name"))),
             member("data", Node::Atom(plain("example.org"))),
@@ -344,33 +315,33 @@ fn document(rng: &mut Rng) -> Node {
             ]),
         ),
     ];
-    if rng.chance(60) {
+    if rng.percent(60) {
         let lexeme = *rng.pick(&["4000", "04000", "0004000"]);
         dhcp4.push(member(
             "valid-lifetime",
             Node::Atom(atom(lexeme, Value::from(4000))),
         ));
     }
-    if rng.chance(30) {
+    if rng.percent(30) {
         dhcp4.push(member(
             "renew-timer",
             Node::Atom(atom("1000", Value::from(1000))),
         ));
     }
-    if rng.chance(30) {
+    if rng.percent(30) {
         let (lexeme, x) = *rng.pick(&[(".5", 0.5), ("0.5", 0.5), ("5e-1", 0.5), ("+.5", 0.5)]);
         dhcp4.push(member(
             "t1-percent",
             Node::Atom(atom(lexeme, Value::from(x))),
         ));
     }
-    if rng.chance(50) {
+    if rng.percent(50) {
         let subnets = (1..=rng.below(4))
             .map(|id| subnet(rng, id, &mut keys))
             .collect();
         dhcp4.push(member("subnet4", Node::List(subnets)));
     }
-    if rng.chance(30) {
+    if rng.percent(30) {
         dhcp4.push(member(
             "option-data",
             Node::List(vec![config_map(vec![
@@ -387,7 +358,7 @@ fn document(rng: &mut Rng) -> Node {
 /// Writes the tree as lexemes; trailing and doubled commas where Kea allows them.
 fn tokens(rng: &mut Rng, node: &Node, out: &mut Vec<String>) {
     let extra_commas = |rng: &mut Rng, out: &mut Vec<String>| {
-        if rng.chance(8) {
+        if rng.percent(8) {
             out.push(",".into());
         }
     };
@@ -402,7 +373,7 @@ fn tokens(rng: &mut Rng, node: &Node, out: &mut Vec<String>) {
                 }
                 tokens(rng, item, out);
             }
-            if !items.is_empty() && rng.chance(15) {
+            if !items.is_empty() && rng.percent(15) {
                 out.push(",".into());
             }
             out.push("]".into());
@@ -418,7 +389,7 @@ fn tokens(rng: &mut Rng, node: &Node, out: &mut Vec<String>) {
                 out.push(":".into());
                 tokens(rng, value, out);
             }
-            if !members.is_empty() && rng.chance(15) {
+            if !members.is_empty() && rng.percent(15) {
                 out.push(",".into());
             }
             out.push("}".into());
@@ -524,7 +495,7 @@ impl Files {
         let end = start
             + rng
                 .below(len - start + 1)
-                .min(if rng.chance(20) { len } else { 12 });
+                .min(if rng.percent(20) { len } else { 12 });
         let moved: Vec<Item> = self.items[file].drain(start..end).collect();
         let path = self.add(rng, moved);
         let new = self.names.len() - 1;
@@ -535,7 +506,7 @@ impl Files {
                 directive: Directive::Good,
             },
         );
-        if depth < 4 && rng.chance(40) {
+        if depth < 4 && rng.percent(40) {
             self.split(rng, new, depth + 1);
         }
     }
@@ -732,7 +703,7 @@ fn render(rng: &mut Rng, items: &[Item]) -> Vec<u8> {
         }
         out.extend(trivia(rng));
     }
-    if rng.chance(10) {
+    if rng.percent(10) {
         // A line comment closed by the end of the file, not a newline.
         out.extend_from_slice(b"# last line");
     }
@@ -749,8 +720,8 @@ pub fn case(seed: u64, dir: &Path) -> Case {
     tokens(&mut rng, &tree, &mut lexemes);
 
     let mut breakers = Vec::new();
-    let broken = rng.chance(40);
-    let tokens_intact = !(broken && rng.chance(60));
+    let broken = rng.percent(40);
+    let tokens_intact = !(broken && rng.percent(60));
     if !tokens_intact {
         break_tokens(&mut rng, &mut lexemes, &mut breakers);
     }
@@ -764,7 +735,7 @@ pub fn case(seed: u64, dir: &Path) -> Case {
         files.split(&mut rng, file, 1);
     }
     let mut tokens_intact = tokens_intact;
-    if (broken && breakers.is_empty()) || rng.chance(10) {
+    if (broken && breakers.is_empty()) || rng.percent(10) {
         break_includes(&mut rng, &mut files, &mut breakers);
         tokens_intact &= !breakers.contains(&SPLIT_TOKEN);
     }
@@ -775,7 +746,7 @@ pub fn case(seed: u64, dir: &Path) -> Case {
         .zip(&files.items)
         .map(|(name, items)| (name.clone(), render(&mut rng, items)))
         .collect();
-    if broken && rng.chance(15) {
+    if broken && rng.percent(15) {
         let n = rng.below(rendered.len());
         // After a newline: a line comment at the end would swallow it.
         rendered[n].1.extend_from_slice(b"\n/* never closed");

@@ -34,7 +34,7 @@ fn env_number(name: &str) -> Option<u64> {
 
 /// The seed of case `n`: independent of how many cases run, so one can be rerun alone.
 fn case_seed(seed: u64, n: usize) -> u64 {
-    generate::Rng::new(seed ^ (n as u64).wrapping_mul(0xA24B_AED4_963E_E407)).next()
+    generate::Rng::new(seed ^ (n as u64).wrapping_mul(0xA24B_AED4_963E_E407)).next_u64()
 }
 
 /// What one case came to, and the breakers it had.
