@@ -168,34 +168,13 @@ pub fn choose_depth(
         };
         return (Depth::Parse, Some(why));
     }
-    // Seen on 2.6.3 (not on 3.0.4): kea-dhcp6 -T opens the control socket, whose
-    // lock the running server holds ("cannot lock socket lockfile"), so it
-    // refuses every file of a running server.
-    if service == Service::Dhcp6
-        && version.is_some_and(|version| version < KeaVersion::new(2, 7, 0))
+    if version.is_some_and(|version| version < KeaVersion::new(2, 7, 0))
+        && let Some(defect) = refused_by_load_check_before_2_7(service, facts)
     {
         return (
             Depth::Parse,
             Some(format!(
-                "Kea {}'s kea-dhcp6 -T opens the control socket the running server holds \
-                 (\"cannot lock socket lockfile\"); failures while applying are rolled back instead",
-                kea_version.unwrap_or_default()
-            )),
-        );
-    }
-    // Seen on 2.6.3 (not on 3.0.4): `-T` never enables multi-threading, so HA's
-    // own HTTP listener (its default under multi-threading since 2.4) fails to
-    // start and -T refuses every HA config. Even when asked for: it would
-    // refuse all edits.
-    if facts.hooks.iter().any(|hook| hook == HA_HOOK)
-        && version.is_some_and(|version| version < KeaVersion::new(2, 7, 0))
-    {
-        return (
-            Depth::Parse,
-            Some(format!(
-                "Kea {}'s -T refuses the HA hook's own HTTP listener (\"CmdHttpListener cannot \
-                 be started when multi-threading is disabled\"); failures while applying are \
-                 rolled back instead",
+                "Kea {}'s {defect}; failures while applying are rolled back instead",
                 kea_version.unwrap_or_default()
             )),
         );
@@ -225,6 +204,27 @@ pub fn choose_depth(
         );
     }
     (Depth::Load, None)
+}
+
+/// Why `-T` of Kea 2.4-2.6 would refuse every file of this service, if it
+/// would (seen on 2.6.3, not on 3.0.4): kea-dhcp6's opens the control socket
+/// whose lock the running server holds; and `-T` never enables
+/// multi-threading, so HA's own HTTP listener (its default under
+/// multi-threading since 2.4) fails to start. Even when `full` asks for `-T`.
+fn refused_by_load_check_before_2_7(service: Service, facts: &LoadFacts) -> Option<&'static str> {
+    if service == Service::Dhcp6 {
+        return Some(
+            "kea-dhcp6 -T opens the control socket the running server holds \
+             (\"cannot lock socket lockfile\")",
+        );
+    }
+    if facts.hooks.iter().any(|hook| hook == HA_HOOK) {
+        return Some(
+            "-T refuses the HA hook's own HTTP listener (\"CmdHttpListener cannot be started \
+             when multi-threading is disabled\")",
+        );
+    }
+    None
 }
 
 /// How the verdict was reached, for logs and `check`.

@@ -816,19 +816,15 @@ pub fn kea_version() -> &'static str {
     })
 }
 
-/// [`kea_version`] as numbers, e.g. [2, 6, 3].
+/// [`kea_version`] as numbers, e.g. [2, 6, 3], read as the agent reads it.
 pub fn kea_release() -> [u32; 3] {
-    let numbers: Vec<u32> = kea_version()
-        .split(|c: char| !c.is_ascii_digit())
-        .take(3)
-        .map(|n| n.parse().unwrap_or(0))
-        .collect();
-    numbers.try_into().unwrap_or_else(|_| {
+    let version = kea_sync_agent::kea::KeaVersion::parse(kea_version()).unwrap_or_else(|| {
         panic!(
             "cannot read Kea's version from kea-dhcp4 -v: {:?}",
             kea_version()
         )
-    })
+    });
+    [version.major, version.minor, version.patch]
 }
 
 /// Whether the Kea in PATH takes unix sockets, logs and data only in its own
