@@ -7,6 +7,9 @@
 //! on /etc/kea's config. It also starts a real kea-dhcp4 on a temp-dir config, as a test
 //! run in parallel would. Nothing is installed for real.
 //!
+//! The sets (issue #18): `--for demo` lists and installs only what scripts/demo needs (no
+//! PostgreSQL, no Chromium), with the same care.
+//!
 //! Systemd units are not exercised: where this runs (a container), systemd is not running.
 
 use std::fs;
@@ -557,4 +560,96 @@ fn its_policy_rc_d_holds_daemons_back_during_the_install_and_is_gone_after() {
             "{out}"
         );
     }
+}
+
+/// `install-deps [--for SET] --list`: the set's packages, one a line.
+fn list(args: &[&str]) -> Vec<String> {
+    let out = Command::new(SCRIPT)
+        .args(args)
+        .arg("--list")
+        .env_remove("INSTALL_DEPS_FORCE_MISSING")
+        .env_remove("INSTALL_DEPS_APT_GET")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run install-deps --list");
+    assert!(
+        out.status.success(),
+        "install-deps {args:?} --list: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn the_demo_set_is_kea_python_and_a_linker_and_the_tests_set_holds_it() {
+    let demo = list(&["--for", "demo"]);
+    assert_eq!(
+        demo,
+        ["kea-dhcp4-server", "python3", "gcc", "libc6-dev"],
+        "scripts/install-deps --for demo --list"
+    );
+    let tests = list(&[]);
+    assert_eq!(
+        list(&["--for", "tests"]),
+        tests,
+        "--for tests is the default"
+    );
+    for package in ["postgresql", "chromium", "kea-dhcp6-server", "debootstrap"] {
+        assert!(
+            tests.iter().any(|p| p == package),
+            "the tests' set lacks {package}: {tests:?}"
+        );
+    }
+    for package in &demo {
+        assert!(
+            tests.contains(package),
+            "the demo needs {package}, the tests' set lacks it: {tests:?}"
+        );
+    }
+}
+
+#[test]
+fn for_the_demo_it_installs_only_the_demos_packages_as_carefully() {
+    let _serial = serial();
+    let mut kea = Kea::start();
+    let apt = FakeApt::new(false);
+
+    // The tests' packages forced missing too: `--for demo` must not install them.
+    let out = run(
+        SCRIPT,
+        &["--for", "demo"],
+        &apt,
+        Some("chromium postgresql kea-dhcp4-server"),
+        &[],
+    );
+
+    assert!(out.status.success(), "{out}");
+    let calls = apt.read("apt-calls").unwrap_or_default();
+    let installs: Vec<&str> = calls
+        .lines()
+        .filter(|call| call.starts_with("install"))
+        .collect();
+    assert_eq!(
+        installs,
+        ["install -y -q --no-install-recommends kea-dhcp4-server"],
+        "install-deps --for demo: apt-get calls {calls:?}\n{out}"
+    );
+    assert!(out.stdout.contains("installed kea-dhcp4-server\n"), "{out}");
+    for package in ["chromium", "postgresql"] {
+        assert!(
+            !out.stdout.contains(&format!("installed {package}")),
+            "--for demo installed {package}\n{out}"
+        );
+    }
+    // As careful as the full set: the package's daemon stopped, the Kea before left alone.
+    let package = apt.pid("package-daemon", &out);
+    assert!(
+        wait_gone(package, "kea-dhcp4"),
+        "the kea-dhcp4 the package started (pid {package}) still runs\n{out}"
+    );
+    kea.assert_alive_and_answering(&out);
 }
