@@ -312,15 +312,16 @@ impl RacingWriter {
     }
 
     fn forward_to(&self, kea_socket: &Path) {
-        self.shared.lock().unwrap().kea_socket = Some(kea_socket.to_path_buf());
+        self.shared.lock().expect("the race state").kea_socket = Some(kea_socket.to_path_buf());
     }
 
     fn arm(&self, config: &Path, text: &str) {
-        self.shared.lock().unwrap().armed = Some((config.to_path_buf(), text.to_string()));
+        self.shared.lock().expect("the race state").armed =
+            Some((config.to_path_buf(), text.to_string()));
     }
 
     fn raced(&self) -> Option<(std::time::SystemTime, std::time::SystemTime)> {
-        self.shared.lock().unwrap().raced
+        self.shared.lock().expect("the race state").raced
     }
 }
 
@@ -332,13 +333,13 @@ fn pass_on(
     use std::io::Write;
     let command = read_json(&mut client)?;
     let kea_socket = loop {
-        if let Some(socket) = state.lock().unwrap().kea_socket.clone() {
+        if let Some(socket) = state.lock().expect("the race state").kea_socket.clone() {
             break socket;
         }
         sleep(Duration::from_millis(10));
     };
     let race = match command.contains("\"config-reload\"") {
-        true => state.lock().unwrap().armed.take(),
+        true => state.lock().expect("the race state").armed.take(),
         false => None,
     };
     let mut began = None;
@@ -351,7 +352,7 @@ fn pass_on(
     let answer = read_json(&mut kea)?;
     if let (Some((file, text)), Some(began)) = (&race, began) {
         fs::write(file, text).expect("finish the file");
-        state.lock().unwrap().raced = Some((began, std::time::SystemTime::now()));
+        state.lock().expect("the race state").raced = Some((began, std::time::SystemTime::now()));
     }
     client.write_all(answer.as_bytes()).ok()
 }
