@@ -344,7 +344,7 @@ fn agent_runs_again_on_its_state_and_leaves_no_process() {
 #[test]
 fn kea_log_times_are_read_as_utc() {
     let at = |line: &str| {
-        common::log_time(line).map(|t| t.duration_since(std::time::UNIX_EPOCH).unwrap())
+        common::log_time(line).map(|t| t.duration_since(std::time::UNIX_EPOCH).expect("after 1970"))
     };
     assert_eq!(
         at("1970-01-01 00:00:00.001 INFO  [kea-dhcp4.dhcp4/1.2] X"),
