@@ -375,7 +375,7 @@ async fn read_api(backend: Backend) {
     assert_eq!(changes.len(), 8, "{changes:#?}");
     assert_eq!(
         diff.body["summary"],
-        json!({"added": 3, "removed": 2, "changed": 3})
+        json!({"added": 3, "removed": 2, "changed": 3, "inherited": 0})
     );
     let no_change = get(&server, &format!("{base}/diff?from=1&to=2")).await;
     assert_eq!(no_change.body["changes"], json!([]));
