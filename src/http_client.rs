@@ -93,6 +93,45 @@ pub fn with_causes(error: &dyn std::error::Error) -> String {
     text
 }
 
+/// Why a request failed, once and in words, for a message that names the URL
+/// itself: reqwest's chain says it three times ("error sending request for
+/// url (...): client error (Connect): tcp connect error: Connection refused").
+pub fn why_failed(error: &reqwest::Error) -> String {
+    if error.is_timeout() {
+        return "no answer within the timeout".into();
+    }
+    let mut deepest: &dyn std::error::Error = error;
+    while let Some(cause) = deepest.source() {
+        deepest = cause;
+    }
+    if let Some(io) = deepest.downcast_ref::<std::io::Error>() {
+        use std::io::ErrorKind::*;
+        let said = match io.kind() {
+            ConnectionRefused => {
+                Some("connection refused: nothing listens on that address and port")
+            }
+            ConnectionReset | ConnectionAborted | BrokenPipe => {
+                Some("the connection was closed before an answer")
+            }
+            TimedOut => Some("the connection timed out: a firewall, or a host that is down"),
+            HostUnreachable | NetworkUnreachable => Some("no route to that host"),
+            AddrNotAvailable => Some("that address is not available here"),
+            _ => None,
+        };
+        if let Some(said) = said {
+            return said.into();
+        }
+    }
+    let text = deepest.to_string();
+    if text.contains("failed to lookup address") || text.contains("Name or service not known") {
+        return format!("the host name does not resolve ({text})");
+    }
+    if text.contains("certificate") || text.contains("handshake") {
+        return format!("TLS: {text}");
+    }
+    text
+}
+
 fn read_tls_file(path: &Path) -> Result<Vec<u8>, ClientError> {
     std::fs::read(path).map_err(|e| ClientError::TlsFile {
         path: path.to_path_buf(),
@@ -110,6 +149,28 @@ fn tls_error(path: &Path, error: &reqwest::Error) -> ClientError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_refused_connection_is_said_once_in_words() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .map(|address| address.port())
+            .expect("a free port");
+        let error = reqwest::Client::new()
+            .get(format!("http://127.0.0.1:{port}/"))
+            .send()
+            .await
+            .expect_err("nothing listens");
+        let said = why_failed(&error);
+        assert_eq!(
+            said,
+            "connection refused: nothing listens on that address and port"
+        );
+        assert!(
+            with_causes(&error).contains("error sending request"),
+            "reqwest's chain"
+        );
+    }
 
     #[test]
     fn tls_files_are_read_at_build_and_named_when_bad() {

@@ -2,13 +2,25 @@
 
 use clap::Parser;
 use kea_sync_agent::agent::config::LogFormat;
-use kea_sync_agent::cli::{Cli, execute};
+use kea_sync_agent::cli::{Cli, EXIT_BAD_INPUT, execute};
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // A usage error is bad input (3); clap's own 2 is the agent's "unreachable".
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            // --help and --version are no errors.
+            return if error.use_stderr() {
+                ExitCode::from(EXIT_BAD_INPUT)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
     // Logs go to stderr so stdout stays clean JSON for scripts.
     let filter =
         EnvFilter::try_from_env("KEA_SYNC_AGENT_LOG").unwrap_or_else(|_| EnvFilter::new("info"));

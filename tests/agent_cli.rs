@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::agent::{Agent, AgentToml, TomlTable};
+use common::agent::{Agent, AgentToml, TomlTable, run_agent};
 use common::{KeaServer, backdate, is_sha256_hex};
 use kea_sync_agent::kea::Service;
 use serde_json::{Value, json};
@@ -206,7 +206,7 @@ fn apply_with_kea_stopped_is_unreachable_naming_the_socket() {
 }
 
 #[test]
-fn apply_with_a_bad_agent_config_exits_3_naming_file_line_and_column() {
+fn apply_with_a_bad_agent_config_exits_6_naming_file_line_and_column() {
     let setup = Setup::start();
     let good = fs::read_to_string(setup.agent.toml()).expect("read agent.toml");
     // Line 3 of the file, column 1.
@@ -215,7 +215,7 @@ fn apply_with_a_bad_agent_config_exits_3_naming_file_line_and_column() {
     fs::write(setup.agent.toml(), bad).expect("write bad agent.toml");
 
     let applied = setup.apply();
-    assert_eq!(applied.code, Some(3), "stderr: {}", applied.stderr);
+    assert_eq!(applied.code, Some(6), "stderr: {}", applied.stderr);
     assert!(applied.events.is_empty(), "stdout: {}", applied.stdout);
     let location = format!("{}:3:1", setup.agent.toml().display());
     assert!(
@@ -255,4 +255,101 @@ fn check_fails_naming_the_socket_when_kea_is_stopped() {
         "no FAIL line naming {socket}:\n{stdout}"
     );
     assert!(!stdout.contains("verdict: all is well"), "{stdout}");
+}
+
+#[test]
+fn check_changes_nothing_and_makes_no_missing_state_dir() {
+    let setup = Setup::start();
+    let missing = setup.agent.dir().join("not-yet").join("state");
+    let mut agent = Agent::new();
+    agent.write_toml(
+        &AgentToml::new()
+            .state_dir(&missing)
+            .service(TomlTable::service(Service::Dhcp4, &setup.kea.config_path)),
+    );
+    let output = agent.run("check");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    let said = format!(
+        "ok   state dir {}: does not exist yet; `run` makes it",
+        missing.display()
+    );
+    assert!(stdout.contains(&said), "{said:?} not in:\n{stdout}");
+    assert!(
+        !missing.parent().expect("a parent").exists(),
+        "check made {}",
+        missing.display()
+    );
+    // Where relative includes resolve, and why.
+    assert!(
+        stdout.contains("include base /: no kea-dhcp4 runs on this file")
+            || stdout.contains("the working directory of the running kea-dhcp4"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn check_of_a_broken_agent_config_says_every_problem_and_exits_6() {
+    let setup = Setup::start();
+    let good = fs::read_to_string(setup.agent.toml()).expect("read agent.toml");
+    let bad = good
+        .replacen("settle_ms = 50", "settle_ms = \"fast\"", 1)
+        .replacen(
+            "[[service]]",
+            "[nonsense]\n[[service]]\ncolour = \"blue\"",
+            1,
+        );
+    fs::write(setup.agent.toml(), &bad).expect("write bad agent.toml");
+    let output = setup.check();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(6), "{stdout}");
+    let file = setup.agent.toml().display().to_string();
+    assert!(
+        stdout.contains(&format!("3 problems in {file}")),
+        "{bad}\n{stdout}"
+    );
+    for words in [
+        "`settle_ms` must be a whole number (like 50), not the string \"fast\"",
+        "unknown table `nonsense`",
+        "unknown field `colour`",
+    ] {
+        assert!(stdout.contains(words), "{words:?} not in:\n{stdout}");
+    }
+    assert!(!stdout.contains("expected u64"), "{stdout}");
+}
+
+#[test]
+fn usage_errors_exit_3_and_help_teaches_the_exit_codes() {
+    let code = |args: &[&str]| {
+        let output = run_agent(args);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (output.status.code(), text)
+    };
+    let (status, text) = code(&["kea"]);
+    assert_eq!(status, Some(3), "a missing argument: {text}");
+    let (status, text) = code(&["no-such-command"]);
+    assert_eq!(status, Some(3), "an unknown subcommand: {text}");
+    let (status, text) = code(&["kea", "config-get", "--socket", "/s", "--service", "dhcp4"]);
+    assert_eq!(status, Some(3), "--service beside --socket: {text}");
+    assert!(text.contains("cannot be used with"), "{text}");
+
+    let (status, help) = code(&["--help"]);
+    assert_eq!(status, Some(0), "{help}");
+    for line in ["Exit status", "  3  bad input", "  6  bad agent config"] {
+        assert!(help.contains(line), "{line:?} not in --help:\n{help}");
+    }
+    let (_, kea_help) = code(&["kea", "--help"]);
+    assert!(kea_help.contains("3 for bad"), "kea --help:\n{kea_help}");
+    let (_, expand_help) = code(&["expand", "--help"]);
+    assert!(
+        expand_help.contains("Exit 0"),
+        "expand --help:\n{expand_help}"
+    );
+    let (status, version) = code(&["--version"]);
+    assert_eq!(status, Some(0), "{version}");
+    assert!(version.starts_with("kea-sync-agent "), "{version}");
 }

@@ -375,7 +375,7 @@ async fn read_api(backend: Backend) {
     assert_eq!(changes.len(), 8, "{changes:#?}");
     assert_eq!(
         diff.body["summary"],
-        json!({"added": 3, "removed": 2, "changed": 3})
+        json!({"added": 3, "removed": 2, "changed": 3, "inherited": 0})
     );
     let no_change = get(&server, &format!("{base}/diff?from=1&to=2")).await;
     assert_eq!(no_change.body["changes"], json!([]));
@@ -405,9 +405,28 @@ async fn read_api(backend: Backend) {
         fleet_page.text
     );
     assert!(fleet_page.text.contains("edit rejected"));
+    // The rejection is open (no applied config since), and the count says it counts open ones.
+    assert!(
+        fleet_page.text.contains(">1 open rejection</span>")
+            && fleet_page.text.contains(">0 open drifts</span>"),
+        "{}",
+        fleet_page.text
+    );
     let server_page = get(&server, "/servers/kea%3C%26%3E%221%22/dhcp4").await;
     assert_eq!(server_page.status, 200);
     assert!(server_page.text.contains(escaped) && server_page.text.contains("diff with 2"));
+    // Event sequence numbers and version numbers are named apart.
+    for said in [
+        "event #5, drift: drift #5",
+        "version 3 (made by event #3)",
+        ">Event #</th><th>Made version</th>",
+    ] {
+        assert!(
+            server_page.text.contains(said),
+            "{said}: {}",
+            server_page.text
+        );
+    }
     let diff_page = get(
         &server,
         "/servers/kea%3C%26%3E%221%22/dhcp4/diff?from=1&to=3",
@@ -462,6 +481,110 @@ async fn large_configs(backend: Backend) {
 }
 
 on_both_backends!(ingest_contract, read_api, large_configs);
+
+/// Kea's config-get as a person's one global edit leaves it: the new
+/// valid-lifetime repeated in every subnet that inherits it. Subnet 4 has a
+/// value of its own that was changed too; subnet 5 went elsewhere.
+fn inheriting(global: u64, own: u64, elsewhere: u64) -> Value {
+    json!({"Dhcp4": {
+        "valid-lifetime": global,
+        "subnet4": [
+            {"id": 1, "subnet": "192.0.2.0/24", "valid-lifetime": global},
+            {"id": 2, "subnet": "198.51.100.0/24", "valid-lifetime": global},
+            {"id": 3, "subnet": "203.0.113.0/24", "valid-lifetime": global},
+            {"id": 4, "subnet": "10.0.4.0/24", "valid-lifetime": own},
+            {"id": 5, "subnet": "10.0.5.0/24", "valid-lifetime": elsewhere}
+        ]
+    }})
+}
+
+/// One global edit counts once, its inherited copies listed under it, on the
+/// API and on the page; own values that changed stay changes of their own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inherited_values_follow_their_global() {
+    let db = TestDb::new(Backend::Sqlite);
+    let server = TestServer::start(db.central(None, 64 << 20).await, None).await;
+    for (n, config) in [
+        (1, inheriting(4000, 3000, 4000)),
+        (2, inheriting(7200, 3600, 5000)),
+    ] {
+        let event = event(n, "kea-lifetimes", "applied", n, Some(config));
+        assert_eq!(post_event(&server, &event, None).await.status, 201);
+    }
+    let diff = get(&server, "/v1/servers/kea-lifetimes/dhcp4/diff?from=1&to=2").await;
+    assert_eq!(diff.status, 200, "{}", diff.text);
+    assert_eq!(
+        diff.body["summary"],
+        json!({"added": 0, "removed": 0, "changed": 3, "inherited": 3}),
+        "{}",
+        diff.text
+    );
+    // Stored configs are canonical (keys sorted): the subnets come first.
+    let changes = diff.body["changes"].as_array().expect("changes");
+    let (global, own) = changes.split_last().expect("changes");
+    assert_eq!(
+        (
+            &global["path"],
+            &global["kind"],
+            &global["before"],
+            &global["after"]
+        ),
+        (
+            &json!(["Dhcp4", "valid-lifetime"]),
+            &json!("changed"),
+            &json!(4000),
+            &json!(7200)
+        )
+    );
+    let follower =
+        |label: &str| json!({"category": "subnet", "path": ["Dhcp4", label, "valid-lifetime"]});
+    assert_eq!(
+        global["followed_by"],
+        json!([
+            follower("subnet4 id=1 (192.0.2.0/24)"),
+            follower("subnet4 id=2 (198.51.100.0/24)"),
+            follower("subnet4 id=3 (203.0.113.0/24)")
+        ])
+    );
+    let own_values: Vec<(&Value, &Value, &Value)> = own
+        .iter()
+        .map(|c| (&c["path"][1], &c["before"], &c["after"]))
+        .collect();
+    assert_eq!(
+        own_values,
+        [
+            (
+                &json!("subnet4 id=4 (10.0.4.0/24)"),
+                &json!(3000),
+                &json!(3600)
+            ),
+            (
+                &json!("subnet4 id=5 (10.0.5.0/24)"),
+                &json!(4000),
+                &json!(5000)
+            ),
+        ]
+    );
+    assert!(
+        own.iter().all(|c| c.get("followed_by").is_none()),
+        "{}",
+        diff.text
+    );
+
+    let page = get(&server, "/servers/kea-lifetimes/dhcp4/diff?from=1&to=2").await;
+    assert_eq!(page.status, 200);
+    for said in [
+        "0 added, 0 removed, 3 changed (3 inherited values followed along)",
+        "<summary>followed by 3 subnets</summary>",
+        "<li>Dhcp4 › subnet4 id=2 (198.51.100.0/24)</li>",
+        "Other settings (1)",
+        "Subnets (2)",
+    ] {
+        assert!(page.text.contains(said), "{said}: {}", page.text);
+    }
+    assert!(!page.text.contains("{'added'"), "{}", page.text);
+    server.stop().await;
+}
 
 /// PostgreSQL stopped under the central: 503 with Retry-After (the agent
 /// retries), nothing half-stored; started again: the retry is stored.

@@ -87,6 +87,23 @@ async fn pages_render_in_headless_chromium() {
         "{dom}"
     );
     assert!(dom.contains("edit rejected") && dom.contains("drift") && dom.contains("in sync"));
+    assert!(
+        dom.contains("1 open rejection<") && dom.contains("1 open drift<"),
+        "the counts say they count open ones: {dom}"
+    );
+    let dom = chromium(&["--dump-dom"], &server.url("/servers/kea-north/dhcp4"));
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    assert!(
+        dom.contains("event #3, rejected: rejected #3")
+            && dom.contains("version 2 (made by event #2)"),
+        "events and versions numbered apart: {dom}"
+    );
+    let dom = chromium(
+        &["--dump-dom"],
+        &server.url("/servers/kea-north/dhcp4/diff?from=1&to=2"),
+    );
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    assert!(dom.contains("3 added, 2 removed, 3 changed"), "{dom}");
 
     for (name, path) in [
         ("fleet", "/"),

@@ -230,6 +230,147 @@ fn a_rejected_file_does_not_stop_the_periodic_look_for_drift() {
 // The control socket
 
 #[test]
+fn a_writer_that_truncates_the_file_as_kea_reads_it_is_not_taken_for_the_edit() {
+    // Kea reads the file itself at config-reload. A proxy on Kea's control socket plays a
+    // writer racing that read: as it passes the config-reload on, the file is cut to the
+    // first half of the next edit; after Kea's answer the rest follows.
+    let proxy = RacingWriter::listen();
+    let mut rig = Rig::start(RigOptions {
+        control_socket: Some(proxy.path.clone()),
+        ..RigOptions::default()
+    });
+    proxy.forward_to(&rig.kea.socket_path);
+    rig.wait_started();
+    let edit = rig.fresh_lifetime();
+    let next = rig.fresh_lifetime();
+    proxy.arm(&rig.kea.config_path, &rig.text_of(Content::Valid(next)));
+    rig.write(Content::Valid(edit), Editor::RenameOver);
+    rig.wait("the proxy to pass a config-reload on", WAIT, |_| {
+        proxy
+            .raced()
+            .map(|_| ())
+            .ok_or_else(|| "not yet".to_string())
+    });
+    let (began, ended) = proxy.raced().expect("raced");
+    rig.wrote(Content::Valid(next), began, ended);
+    rig.wait_live(next);
+    let log = rig.agent.log();
+    assert!(
+        log.contains("the config changed while Kea read it"),
+        "the agent says what happened\n{}",
+        rig.context()
+    );
+    assert!(
+        rig.agent.events("Rejected").is_empty(),
+        "the edit Kea never read is not rejected\n{}",
+        rig.context()
+    );
+    let tally = rig.assert_invariant();
+    eprintln!("{tally}");
+    assert_eq!(
+        tally.caught_mid_write, 1,
+        "Kea refused the half-written file once"
+    );
+    assert_eq!(tally.applied, 1, "the writer's finished file, once");
+}
+
+/// A unix socket in front of Kea's control socket that, once armed, plays a writer on the
+/// first config-reload it passes on (the test above).
+struct RacingWriter {
+    path: PathBuf,
+    shared: std::sync::Arc<std::sync::Mutex<RaceState>>,
+    _dir: tempfile::TempDir,
+}
+
+#[derive(Default)]
+struct RaceState {
+    kea_socket: Option<PathBuf>,
+    /// The file to cut and the text it ends with.
+    armed: Option<(PathBuf, String)>,
+    /// When the cut was written and when the rest.
+    raced: Option<(std::time::SystemTime, std::time::SystemTime)>,
+}
+
+impl RacingWriter {
+    fn listen() -> RacingWriter {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("proxy.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&path).expect("bind the proxy");
+        let shared = std::sync::Arc::new(std::sync::Mutex::new(RaceState::default()));
+        let state = shared.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let state = state.clone();
+                std::thread::spawn(move || pass_on(client, &state));
+            }
+        });
+        RacingWriter {
+            path,
+            shared,
+            _dir: dir,
+        }
+    }
+
+    fn forward_to(&self, kea_socket: &Path) {
+        self.shared.lock().expect("the race state").kea_socket = Some(kea_socket.to_path_buf());
+    }
+
+    fn arm(&self, config: &Path, text: &str) {
+        self.shared.lock().expect("the race state").armed =
+            Some((config.to_path_buf(), text.to_string()));
+    }
+
+    fn raced(&self) -> Option<(std::time::SystemTime, std::time::SystemTime)> {
+        self.shared.lock().expect("the race state").raced
+    }
+}
+
+/// One command through the proxy: read it whole, hand it to Kea, hand back Kea's answer.
+fn pass_on(
+    mut client: std::os::unix::net::UnixStream,
+    state: &std::sync::Mutex<RaceState>,
+) -> Option<()> {
+    use std::io::Write;
+    let command = read_json(&mut client)?;
+    let kea_socket = loop {
+        if let Some(socket) = state.lock().expect("the race state").kea_socket.clone() {
+            break socket;
+        }
+        sleep(Duration::from_millis(10));
+    };
+    let race = match command.contains("\"config-reload\"") {
+        true => state.lock().expect("the race state").armed.take(),
+        false => None,
+    };
+    let mut began = None;
+    if let Some((file, text)) = &race {
+        began = Some(std::time::SystemTime::now());
+        fs::write(file, &text[..text.len() / 2]).expect("cut the file");
+    }
+    let mut kea = std::os::unix::net::UnixStream::connect(&kea_socket).ok()?;
+    kea.write_all(command.as_bytes()).ok()?;
+    let answer = read_json(&mut kea)?;
+    if let (Some((file, text)), Some(began)) = (&race, began) {
+        fs::write(file, text).expect("finish the file");
+        state.lock().expect("the race state").raced = Some((began, std::time::SystemTime::now()));
+    }
+    client.write_all(answer.as_bytes()).ok()
+}
+
+/// Reads from `stream` until what came is one whole JSON value (or the stream ends).
+fn read_json(stream: &mut impl Read) -> Option<String> {
+    let mut bytes = Vec::new();
+    let mut chunk = [0u8; 65536];
+    loop {
+        let n = stream.read(&mut chunk).ok()?;
+        bytes.extend_from_slice(&chunk[..n]);
+        if n == 0 || serde_json::from_slice::<serde_json::Value>(&bytes).is_ok() {
+            return String::from_utf8(bytes).ok();
+        }
+    }
+}
+
+#[test]
 fn control_socket_replaced_by_a_plain_file_then_put_back() {
     let mut rig = Rig::start(RigOptions::default());
     rig.wait_started();

@@ -340,3 +340,38 @@ fn agent_runs_again_on_its_state_and_leaves_no_process() {
         "kea-sync-agent pid {pid} survived drop"
     );
 }
+
+#[test]
+fn kea_log_times_are_read_as_utc() {
+    let at = |line: &str| {
+        common::log_time(line).map(|t| t.duration_since(std::time::UNIX_EPOCH).expect("after 1970"))
+    };
+    assert_eq!(
+        at("1970-01-01 00:00:00.001 INFO  [kea-dhcp4.dhcp4/1.2] X"),
+        Some(Duration::from_millis(1))
+    );
+    // 2026-12-02 07:00:43.356 UTC (`date -u -d '2026-12-02 07:00:43.356' +%s%3N`).
+    assert_eq!(
+        at("2026-12-02 07:00:43.356 ERROR [kea-dhcp4.dhcp4/18602.1] DHCP4_CONFIG_LOAD_FAIL"),
+        Some(Duration::from_millis(1_796_194_843_356))
+    );
+    assert_eq!(
+        at("2000-02-29 12:00:00.000 x"),
+        Some(Duration::from_millis(951_825_600_000))
+    );
+    assert_eq!(at("not a Kea log line"), None);
+    // A real Kea, started by the harness, logs in UTC.
+    let kea = KeaServer::start(Service::Dhcp4, json!({}));
+    let logged = kea.log();
+    let first = logged
+        .lines()
+        .find_map(common::log_time)
+        .expect("a timed line");
+    let age = std::time::SystemTime::now()
+        .duration_since(first)
+        .expect("in the past");
+    assert!(
+        age < Duration::from_secs(120),
+        "Kea's log time is {age:?} old: not UTC?"
+    );
+}

@@ -842,7 +842,7 @@ fn token_never_reaches_the_log_and_a_world_readable_token_file_is_refused() {
     let said = s.agent.log()[logged_before..].to_string();
     assert_eq!(
         status.code(),
-        Some(3),
+        Some(6),
         "exit code of a bad token file: {said}"
     );
     assert!(

@@ -12,6 +12,7 @@ use crate::kea::ha::{self, PARTNER_TIMEOUT, Relationship};
 use crate::kea::{ControlChannel, Service};
 use crate::upstream::OutboxHandle;
 use crate::validate::{Depth, LoadFacts, Validator, Verdict, choose_depth, service_members};
+use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 /// How long `apply` waits for a file that does not parse yet to settle.
@@ -152,10 +153,23 @@ pub async fn check(config: &AgentConfig) -> Vec<Finding> {
 fn check_state_dir(config: &AgentConfig) -> Finding {
     let dir = &config.agent.state_dir;
     let subject = format!("state dir {}", dir.display());
+    // A check changes nothing: a missing dir is not made (run as root, that would
+    // leave a root-owned dir the service's user cannot write).
+    if !dir.exists() {
+        return match creatable_in(dir) {
+            Ok(parent) => finding(
+                true,
+                subject,
+                format!(
+                    "does not exist yet; `run` makes it ({} is writable)",
+                    parent.display()
+                ),
+            ),
+            Err(why) => finding(false, subject, format!("does not exist, and {why}")),
+        };
+    }
     let probe = dir.join(".kea-sync-agent-check");
-    let writable = std::fs::create_dir_all(dir)
-        .and_then(|()| std::fs::write(&probe, b"probe"))
-        .and_then(|()| std::fs::remove_file(&probe));
+    let writable = std::fs::write(&probe, b"probe").and_then(|()| std::fs::remove_file(&probe));
     let held = StateDirLock::holder(dir)
         .map(|holder| format!(", in use by {holder}"))
         .unwrap_or_default();
@@ -165,9 +179,30 @@ fn check_state_dir(config: &AgentConfig) -> Finding {
     }
 }
 
+/// The nearest existing ancestor of `dir` when this user may make `dir` in it, else why not.
+fn creatable_in(dir: &Path) -> Result<PathBuf, String> {
+    let parent = dir
+        .ancestors()
+        .skip(1)
+        .find(|ancestor| ancestor.exists())
+        .ok_or_else(|| "no parent of it exists".to_string())?;
+    if !parent.is_dir() {
+        return Err(format!("{} is not a directory", parent.display()));
+    }
+    // A probe made and removed at once: this user may make dirs there (root included).
+    let probe = parent.join(format!(".kea-sync-agent-check-{}", std::process::id()));
+    match std::fs::create_dir(&probe).and_then(|()| std::fs::remove_dir(&probe)) {
+        Ok(()) => Ok(parent.to_path_buf()),
+        Err(error) => Err(format!(
+            "this user cannot make it in {}: {error}",
+            parent.display()
+        )),
+    }
+}
+
 async fn check_service(service: &ServiceConfig, findings: &mut Vec<Finding>) {
     let name = service.service;
-    let include_base = service.resolve_include_base();
+    let (include_base, why) = service.include_base_and_why();
     let file = &service.config_file;
     let mut facts = LoadFacts::default();
     let mut relationships = Vec::new();
@@ -181,7 +216,7 @@ async fn check_service(service: &ServiceConfig, findings: &mut Vec<Finding>) {
                 true,
                 format!("{name} config {}", file.display()),
                 format!(
-                    "reads as Kea would ({} file(s), include base {})",
+                    "reads as Kea would ({} file(s); include base {}: {why})",
                     expanded.files.len(),
                     include_base.display()
                 ),

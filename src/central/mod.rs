@@ -18,7 +18,7 @@
 //! | `GET /v1/servers` | every server and service: version, hashes, last applied/seen, last event, `drift_open`, `reject_open` |
 //! | `GET /v1/servers/{server}/{service}/versions?limit=&before=` | versions newest first; `next_before` pages on |
 //! | `GET /v1/servers/{server}/{service}/versions/{n}` | version n with its full config |
-//! | `GET /v1/servers/{server}/{service}/diff?from=N&to=M` | structural diff: subnets, pools, reservations, options, other keys |
+//! | `GET /v1/servers/{server}/{service}/diff?from=N&to=M` | structural diff: subnets, pools, reservations, options, other keys; inherited copies under the change they follow (`followed_by`) |
 //! | `GET /v1/servers/{server}/{service}/events?limit=` | the newest events |
 //! | `GET /v1/stats` | counts and bytes stored |
 //! | `GET /healthz` | 200 when the database answers, else 503 |

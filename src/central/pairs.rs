@@ -6,7 +6,7 @@
 //! option data. Pure over the servers' current configs (read by
 //! [`load_fleet`]); `GET /v1/ha` and the `/ha` page show it.
 
-use super::diff::{ChangeKind, diff_configs};
+use super::diff::{ChangeKind, diff_configs_unfolded};
 use super::secrets;
 use super::store::{Store, StoreError};
 use super::time::format_millis;
@@ -235,7 +235,7 @@ fn compare(members: &[(Member, &ServerConfig)]) -> Vec<Difference> {
         let mut a = comparable(base_config);
         let mut b = comparable(config);
         secrets::redact_pair(&mut a, &mut b);
-        for change in diff_configs(&a, &b) {
+        for change in diff_configs_unfolded(&a, &b) {
             let element = change.path_text();
             let (text, values) = match change.kind {
                 ChangeKind::Removed => (

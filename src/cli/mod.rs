@@ -22,13 +22,33 @@ use std::time::Duration;
 pub const EXIT_KEA_REFUSED: u8 = 1;
 /// Exit code when Kea could not be reached or its answer not read.
 pub const EXIT_UNREACHABLE: u8 = 2;
-/// Exit code when the input (file, arguments) is bad.
+/// Exit code when the input (file, arguments) is bad, a usage error included.
 pub const EXIT_BAD_INPUT: u8 = 3;
+/// Exit code when the agent config is bad, or the agent cannot start as it is
+/// configured: LSB's 6, which systemd shows as `status=6/NOTCONFIGURED` (and,
+/// by the unit's RestartPreventExitStatus, does not restart into).
+pub const EXIT_NOT_CONFIGURED: u8 = 6;
+
+/// The exit codes, for the top-level `--help`.
+const EXIT_CODES_HELP: &str = "\
+Exit status (every command; each command's --help says which apply):
+  0  all is well (applied, unchanged, in sync; Kea's result 0)
+  1  Kea refused (a rejected file, a command whose result is not 0), or check found problems
+  2  unreachable: Kea or the running agent did not answer, or another agent holds the state dir
+  3  bad input: a usage error, a file that cannot be read or does not parse
+  6  bad agent config (systemd shows status=6/NOTCONFIGURED and does not restart into it)";
 
 /// Keeps ISC Kea's in-memory config in step with its config files: every
 /// edit is validated as Kea would, reloaded, verified and reported.
 #[derive(Debug, Parser)]
-#[command(name = "kea-sync-agent", version, about, long_about = None, propagate_version = true)]
+#[command(
+    name = "kea-sync-agent",
+    version,
+    about,
+    long_about = None,
+    propagate_version = true,
+    after_help = EXIT_CODES_HELP
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: CliCommand,
@@ -59,12 +79,16 @@ impl Cli {
 #[derive(Debug, Subcommand)]
 pub enum CliCommand {
     /// Print a Kea config file as the JSON Kea itself reads from it: comments
-    /// removed, trailing commas dropped, <?include?> files spliced in.
+    /// removed, trailing commas dropped, <?include?> files spliced in. Exit 0
+    /// when it expands, 3 when a file cannot be read or does not parse (the
+    /// error names file, line and column).
     ///
     /// Example: kea-sync-agent expand /etc/kea/kea-dhcp4.conf --include-base /
     Expand(ExpandArgs),
-    /// Send one command to Kea and print its reply as JSON; exit 1 when Kea's
-    /// result is not 0, 2 when Kea cannot be reached.
+    /// Send one command to Kea and print its reply as JSON; exit 0 when Kea's
+    /// result is 0, 1 when it is not, 2 when Kea cannot be reached, 3 for bad
+    /// arguments (a usage error, --arguments that is not JSON, an unreadable
+    /// file).
     ///
     /// Examples:
     ///   kea-sync-agent kea config-get --socket /run/kea/kea4-ctrl-socket
@@ -81,17 +105,18 @@ pub enum CliCommand {
     /// in /etc/kea, with the control socket each file names.
     ///
     /// One agent per state dir: a second `run` on the same state dir exits at
-    /// once with status 2, naming the pid that holds it. A bad agent config
-    /// exits 3.
+    /// once with status 2, naming the pid that holds it. A bad agent config,
+    /// or one it cannot start as (state dir, token file, watch), exits 6.
     Run(AgentArgs),
     /// Check the agent config, each Kea config file and each control channel
-    /// (reachable, permitted, Kea's version), like `nginx -t`; exit 0 only when
-    /// all is well.
+    /// (reachable, permitted, Kea's version), like `nginx -t`; it changes
+    /// nothing (no state dir is made). Exit 0 when all is well, 1 when a check
+    /// failed, 6 when the agent config is bad.
     Check(AgentArgs),
     /// Run the agent's decision once, now, and print one JSON event per
     /// service. Exit 0 applied/unchanged/in-sync, 1 rejected, 2 unreachable
     /// (or a daemon holds the state dir and its admin socket does not
-    /// answer), 3 bad agent config. While a daemon runs, the check runs
+    /// answer), 3 bad arguments, 6 bad agent config. While a daemon runs, the check runs
     /// inside it (through its admin socket).
     Apply(ApplyArgs),
     /// Ask the running agent what it thinks: per service the files, what Kea
@@ -164,19 +189,19 @@ pub struct ChannelArgs {
     pub url: Option<String>,
     /// Daemon behind kea-ctrl-agent: dhcp4, dhcp6 or d2. Leave out for Kea
     /// 3.x direct sockets (and to address kea-ctrl-agent itself).
-    #[arg(long, value_name = "NAME", requires = "url")]
+    #[arg(long, value_name = "NAME", requires = "url", conflicts_with = "socket")]
     pub service: Option<Service>,
     /// Basic-auth user (with --password-file).
-    #[arg(long, value_name = "U", requires = "url")]
+    #[arg(long, value_name = "U", requires = "url", conflicts_with = "socket")]
     pub user: Option<String>,
     /// File holding the basic-auth password (never pass secrets on the command line).
     #[arg(long, value_name = "F", requires = "user")]
     pub password_file: Option<PathBuf>,
     /// PEM CA bundle that signed Kea's HTTPS certificate.
-    #[arg(long, value_name = "F", requires = "url")]
+    #[arg(long, value_name = "F", requires = "url", conflicts_with = "socket")]
     pub ca_file: Option<PathBuf>,
     /// PEM client certificate, for Kea's cert-required (with --key).
-    #[arg(long, value_name = "F", requires = "key")]
+    #[arg(long, value_name = "F", requires = "key", conflicts_with = "socket")]
     pub cert: Option<PathBuf>,
     /// PEM private key of --cert.
     #[arg(long, value_name = "F", requires = "cert")]
@@ -270,9 +295,9 @@ async fn run(args: &AgentArgs) -> ExitCode {
             ExitCode::from(EXIT_UNREACHABLE)
         }
         Err(error) => {
-            // One line: under systemd it is the journal line naming file and line.
+            // Under systemd these are the journal's lines naming file and line.
             eprintln!("error: {error}");
-            ExitCode::from(EXIT_BAD_INPUT)
+            ExitCode::from(EXIT_NOT_CONFIGURED)
         }
     }
 }
@@ -283,7 +308,7 @@ async fn check(args: &AgentArgs) -> ExitCode {
         Err(error) => {
             println!("FAIL agent config: {error}");
             println!("verdict: the agent config is broken");
-            return ExitCode::from(EXIT_BAD_INPUT);
+            return ExitCode::from(EXIT_NOT_CONFIGURED);
         }
     };
     let findings = commands::check(&config).await;
@@ -305,7 +330,7 @@ async fn apply(args: &ApplyArgs) -> ExitCode {
         Ok(config) => config,
         Err(error) => {
             eprintln!("error: {error}");
-            return ExitCode::from(EXIT_BAD_INPUT);
+            return ExitCode::from(EXIT_NOT_CONFIGURED);
         }
     };
     if let Some(service) = args.service
@@ -493,6 +518,27 @@ mod tests {
             "dhcp6",
         ]);
         assert!(url.is_ok());
+    }
+
+    #[test]
+    fn http_only_options_are_refused_beside_a_unix_socket() {
+        for (option, value) in [
+            ("--service", "dhcp4"),
+            ("--user", "admin"),
+            ("--ca-file", "/ca.pem"),
+        ] {
+            let parsed = Cli::try_parse_from([
+                "kea-sync-agent",
+                "kea",
+                "config-get",
+                "--socket",
+                "/s",
+                option,
+                value,
+            ]);
+            let error = parsed.expect_err(option).to_string();
+            assert!(error.contains("cannot be used with"), "{option}: {error}");
+        }
     }
 
     #[test]

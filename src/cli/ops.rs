@@ -2,7 +2,7 @@
 //! `apply` beside a daemon) over its admin socket; `outbox` and `outbox
 //! retry` also work on the state dir alone when no daemon runs.
 
-use super::{EXIT_BAD_INPUT, EXIT_UNREACHABLE, print_json};
+use super::{EXIT_BAD_INPUT, EXIT_NOT_CONFIGURED, EXIT_UNREACHABLE, print_json};
 use crate::agent::admin::client::{self, AdminError};
 use crate::agent::admin::view::{self, OutboxNow};
 use crate::agent::admin::{Applied, DEFAULT_ADMIN_SOCKET};
@@ -140,7 +140,7 @@ async fn list(args: &OutboxArgs) -> ExitCode {
                 Ok(config) => config,
                 Err(error) => {
                     eprintln!("error: {error}");
-                    return ExitCode::from(EXIT_BAD_INPUT);
+                    return ExitCode::from(EXIT_NOT_CONFIGURED);
                 }
             };
             match outbox::list_state_dir(&config.agent.state_dir) {
@@ -208,7 +208,7 @@ async fn retry(args: &RetryArgs) -> ExitCode {
             Ok(config) => retry_on_disk(&config, &which),
             Err(error) => {
                 eprintln!("error: {error}");
-                ExitCode::from(EXIT_BAD_INPUT)
+                ExitCode::from(EXIT_NOT_CONFIGURED)
             }
         },
         Err(error) => {

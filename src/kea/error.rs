@@ -46,7 +46,9 @@ pub enum KeaError {
         why: String,
     },
 
-    #[error("cannot reach Kea at {url}: {cause}")]
+    #[error(
+        "cannot reach Kea at {url}: {cause}; check that kea-ctrl-agent, or on Kea 2.7+ the daemon's own HTTP control socket, listens at that URL"
+    )]
     HttpUnreachable { url: String, cause: String },
 
     #[error(

@@ -4,7 +4,7 @@
 
 use super::error::KeaError;
 use super::{Command, Service};
-use crate::http_client::{self, ClientOptions, with_causes};
+use crate::http_client::{self, ClientOptions};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -123,7 +123,7 @@ impl HttpControl {
         } else {
             KeaError::HttpUnreachable {
                 url: self.url.clone(),
-                cause: with_causes(error),
+                cause: http_client::why_failed(error),
             }
         }
     }

@@ -212,7 +212,10 @@ impl HttpSink {
             }
             Err(error) => Disposition::Retry {
                 after: None,
-                why: http_client::with_causes(&error),
+                why: format!(
+                    "{}; check that kea-sync-central runs there, or [upstream] url",
+                    http_client::why_failed(&error)
+                ),
             },
         }
     }

@@ -276,7 +276,8 @@ impl KeaServer {
         server
     }
 
-    /// The command that starts this server's daemon.
+    /// The command that starts this server's daemon; its log's times are UTC
+    /// ([`log_time`]).
     fn daemon_command(&self) -> Command {
         let binary = self.service.daemon_binary();
         let mut command = match &self.root {
@@ -286,6 +287,7 @@ impl KeaServer {
                 command
                     .arg(root)
                     .arg("env")
+                    .arg("TZ=UTC")
                     .arg(format!("KEA_PIDFILE_DIR={}", dir.display()))
                     .arg(format!("KEA_LOCKFILE_DIR={}", dir.display()))
                     .arg(binary)
@@ -295,7 +297,7 @@ impl KeaServer {
             }
             None => {
                 let mut command = Command::new(require_binary(binary));
-                command.arg("-c").arg(&self.config_path);
+                command.env("TZ", "UTC").arg("-c").arg(&self.config_path);
                 command
             }
         };
@@ -1107,4 +1109,27 @@ pub fn send_signal(pid: u32, signal: i32) -> bool {
     };
     // SAFETY: plain kill(2); the callers signal processes they spawned and still own.
     unsafe { kill(pid, signal) == 0 }
+}
+
+/// When a Kea log line (`2026-12-02 07:00:43.356 ERROR ...`, UTC: [`KeaServer`] starts Kea
+/// with TZ=UTC) was written.
+pub fn log_time(line: &str) -> Option<SystemTime> {
+    let stamp = line.get(..23)?;
+    let number = |range: std::ops::Range<usize>| stamp.get(range)?.parse::<i64>().ok();
+    let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
+    let (hour, minute, second, milli) = (
+        number(11..13)?,
+        number(14..16)?,
+        number(17..19)?,
+        number(20..23)?,
+    );
+    // Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let year_of_era = y - era * 400;
+    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    let days = era * 146_097 + day_of_era - 719_468;
+    let millis = ((days * 24 + hour) * 60 + minute) * 60_000 + second * 1000 + milli;
+    Some(SystemTime::UNIX_EPOCH + Duration::from_millis(u64::try_from(millis).ok()?))
 }

@@ -5,7 +5,7 @@ use super::ConfigSource;
 use crate::dialect::DialectError;
 use crate::kea::{KeaError, Service};
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// A place in the agent config: `FILE:LINE:COL`, or `FILE` when no position is known.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +27,13 @@ impl fmt::Display for ConfigLocation {
 /// Why the agent config could not be read, or a service's control channel not found.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// More than one thing is wrong: each on its own line, in the file's order.
+    #[error("{} problems in {}:\n{}", problems.len(), path.display(), lines(problems))]
+    Several {
+        path: PathBuf,
+        problems: Vec<ConfigError>,
+    },
+
     #[error("cannot read agent config {path}: {source}")]
     Read {
         path: PathBuf,
@@ -154,6 +161,43 @@ pub enum ConfigError {
         #[source]
         source: Box<KeaError>,
     },
+}
+
+impl ConfigError {
+    /// None when nothing is wrong, the one problem, or all of them (`Several`).
+    pub fn of_all(path: &Path, mut problems: Vec<ConfigError>) -> Option<ConfigError> {
+        problems.sort_by_key(|problem| problem.line_col().unwrap_or((usize::MAX, 0)));
+        match problems.len() {
+            0 => None,
+            1 => problems.pop(),
+            _ => Some(ConfigError::Several {
+                path: path.to_path_buf(),
+                problems,
+            }),
+        }
+    }
+}
+
+impl ConfigError {
+    /// Where in the agent config it is, when that is known.
+    fn line_col(&self) -> Option<(usize, usize)> {
+        match self {
+            ConfigError::Syntax { at, .. }
+            | ConfigError::UnknownService { at, .. }
+            | ConfigError::DuplicateService { at, .. }
+            | ConfigError::SocketAndUrl { at, .. }
+            | ConfigError::SettleTooLong { at, .. }
+            | ConfigError::HalfPair { at, .. }
+            | ConfigError::BadUrl { at, .. }
+            | ConfigError::ZeroTimeout { at } => at.line_col,
+            _ => None,
+        }
+    }
+}
+
+fn lines(problems: &[ConfigError]) -> String {
+    let lines: Vec<String> = problems.iter().map(|p| format!("  {p}")).collect();
+    lines.join("\n")
 }
 
 fn paths_text(paths: &[PathBuf]) -> String {

@@ -15,22 +15,21 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use toml::Spanned;
+use toml::de::{DeTable, DeValue, ValueDeserializer};
 
-/// The file as written. Each top-level table is one field, so a new table
-/// (`[upstream]`, `[[hook]]`) is one more field here; unknown ones are refused.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The file as written: each top-level table is one field, read on its own
+/// ([`read_file`]) so that a mistake in one does not hide those in the others.
+#[derive(Debug, Default)]
 struct AgentFile {
-    #[serde(default)]
     agent: AgentTable,
-    #[serde(default, rename = "service")]
     services: Vec<ServiceTable>,
     upstream: Option<UpstreamTable>,
-    #[serde(default, rename = "hook")]
     hooks: Vec<HookTable>,
-    #[serde(default)]
     ha: HaTable,
 }
+
+/// The top-level tables, for the error on any other.
+const TABLES: &str = "[agent], [[service]], [upstream], [[hook]], [ha]";
 
 /// `[ha]` as written.
 #[derive(Debug, Default, Deserialize)]
@@ -112,18 +111,13 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<AgentConfig, ConfigError>
         path: path.to_path_buf(),
         line_col: Some(line_col(text, span.start)),
     };
-    let file: AgentFile = toml::from_str(text).map_err(|error| ConfigError::Syntax {
-        at: ConfigLocation {
-            path: path.to_path_buf(),
-            line_col: error.span().map(|span| line_col(text, span.start)),
-        },
-        message: error.message().trim_end().to_string(),
-    })?;
+    let mut problems = Vec::new();
+    let file = read_file(text, path, &mut problems)?;
 
-    let agent = agent_settings(file.agent, &at)?;
-    let ha = ha_settings(file.ha, &at)?;
-    if file.services.is_empty() {
-        return Err(ConfigError::NoService {
+    let agent = noted(agent_settings(file.agent, &at), &mut problems);
+    let ha = noted(ha_settings(file.ha, &at), &mut problems).unwrap_or_default();
+    if file.services.is_empty() && problems.is_empty() {
+        problems.push(ConfigError::NoService {
             path: path.to_path_buf(),
         });
     }
@@ -131,36 +125,191 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<AgentConfig, ConfigError>
     let mut services: Vec<(ServiceConfig, Range<usize>)> = Vec::new();
     for table in file.services {
         let name_span = table.name.span();
-        let service = service_config(table, ha, &at, &source)?;
+        let Some(service) = noted(service_config(table, ha, &at, &source), &mut problems) else {
+            continue;
+        };
         if let Some((_, first)) = services.iter().find(|(s, _)| s.service == service.service) {
-            return Err(ConfigError::DuplicateService {
+            problems.push(ConfigError::DuplicateService {
                 at: at(name_span),
                 service: service.service,
                 first_line: line_col(text, first.start).0,
             });
+            continue;
         }
         services.push((service, name_span));
     }
     let (upstream, outbox) = match file.upstream {
-        Some(table) => {
-            let (upstream, outbox) = upstream_config(table, &at)?;
-            (Some(upstream), outbox)
-        }
+        Some(table) => match noted(upstream_config(table, &at), &mut problems) {
+            Some((upstream, outbox)) => (Some(upstream), outbox),
+            None => (None, OutboxLimits::default()),
+        },
         None => (None, OutboxLimits::default()),
     };
-    let hooks = file
+    let hooks: Vec<HookConfig> = file
         .hooks
         .into_iter()
-        .map(|hook| hook_config(hook, &at))
-        .collect::<Result<Vec<_>, _>>()?;
+        .filter_map(|hook| noted(hook_config(hook, &at), &mut problems))
+        .collect();
+    if let Some(error) = ConfigError::of_all(path, problems) {
+        return Err(error);
+    }
     Ok(AgentConfig {
-        agent,
+        agent: agent.unwrap_or_default(),
         services: services.into_iter().map(|(s, _)| s).collect(),
         source,
         upstream,
         hooks,
         outbox,
     })
+}
+
+/// The value of `result`, or None with its error noted in `problems`.
+fn noted<T>(result: Result<T, ConfigError>, problems: &mut Vec<ConfigError>) -> Option<T> {
+    result.map_err(|error| problems.push(error)).ok()
+}
+
+/// The tables of the file, each read on its own; what is wrong in them goes to
+/// `problems`. Only a file that is not TOML at all is an error at once.
+fn read_file(
+    text: &str,
+    path: &Path,
+    problems: &mut Vec<ConfigError>,
+) -> Result<AgentFile, ConfigError> {
+    let syntax = |error: toml::de::Error| syntax_error(text, path, &error);
+    let document = DeTable::parse(text).map_err(syntax)?;
+    let mut file = AgentFile::default();
+    for (key, value) in document.into_inner() {
+        match key.get_ref().as_ref() {
+            "agent" => file.agent = table(value, problems, &syntax).unwrap_or_default(),
+            "upstream" => file.upstream = table(value, problems, &syntax),
+            "ha" => file.ha = table(value, problems, &syntax).unwrap_or_default(),
+            "service" => file.services = tables(value, problems, &syntax),
+            "hook" => file.hooks = tables(value, problems, &syntax),
+            other => problems.push(ConfigError::Syntax {
+                at: ConfigLocation {
+                    path: path.to_path_buf(),
+                    line_col: Some(line_col(text, key.span().start)),
+                },
+                message: format!("unknown table `{other}`: the agent config has {TABLES}"),
+            }),
+        }
+    }
+    Ok(file)
+}
+
+/// One table, or None with its errors noted: each key in error is noted and left
+/// out, and the rest read again, so that every wrong key is said, not the first.
+fn table<T: serde::de::DeserializeOwned>(
+    value: Spanned<DeValue<'_>>,
+    problems: &mut Vec<ConfigError>,
+    syntax: &impl Fn(toml::de::Error) -> ConfigError,
+) -> Option<T> {
+    let span = value.span();
+    let mut keys = match value.into_inner() {
+        DeValue::Table(keys) => keys,
+        other => {
+            return T::deserialize(ValueDeserializer::from(Spanned::new(span, other)))
+                .map_err(|error| problems.push(syntax(error)))
+                .ok();
+        }
+    };
+    let mut left_out: Vec<String> = Vec::new();
+    loop {
+        let whole = Spanned::new(span.clone(), DeValue::Table(keys.clone()));
+        let error = match T::deserialize(ValueDeserializer::from(whole)) {
+            Ok(table) => return left_out.is_empty().then_some(table),
+            Err(error) => error,
+        };
+        // "missing field `name`" after a wrong `name` was left out: said already.
+        let missing = error.message().strip_prefix("missing field `");
+        if !missing.is_some_and(|rest| {
+            left_out
+                .iter()
+                .any(|key| rest.starts_with(&format!("{key}`")))
+        }) {
+            problems.push(syntax(error.clone()));
+        }
+        let at = error.span().map(|span| span.start);
+        let (wrong, kept): (Vec<_>, Vec<_>) = keys.into_iter().partition(|(key, value)| {
+            at.is_some_and(|at| key.span().contains(&at) || value.span().contains(&at))
+        });
+        if wrong.is_empty() {
+            return None;
+        }
+        left_out.extend(wrong.iter().map(|(key, _)| key.get_ref().to_string()));
+        keys = kept.into_iter().collect();
+    }
+}
+
+/// An array of tables (`[[service]]`), each read on its own; those with errors left out.
+fn tables<T: serde::de::DeserializeOwned>(
+    value: Spanned<DeValue<'_>>,
+    problems: &mut Vec<ConfigError>,
+    syntax: &impl Fn(toml::de::Error) -> ConfigError,
+) -> Vec<T> {
+    let span = value.span();
+    match value.into_inner() {
+        DeValue::Array(items) => items
+            .into_iter()
+            .filter_map(|item| table(item, problems, syntax))
+            .collect(),
+        other => table::<Vec<T>>(Spanned::new(span, other), problems, syntax).unwrap_or_default(),
+    }
+}
+
+/// A TOML or type error at its place, in words a person reads.
+fn syntax_error(text: &str, path: &Path, error: &toml::de::Error) -> ConfigError {
+    let start = error.span().map(|span| span.start);
+    ConfigError::Syntax {
+        at: ConfigLocation {
+            path: path.to_path_buf(),
+            line_col: start.map(|start| line_col(text, start)),
+        },
+        message: plain_message(
+            error.message().trim_end(),
+            start.and_then(|s| key_before(text, s)),
+        ),
+    }
+}
+
+/// serde's "invalid type: string \"fast\", expected u64" as "settle_ms must be a whole
+/// number (like 50), not the string \"fast\""; other messages as they are.
+fn plain_message(message: &str, key: Option<&str>) -> String {
+    let Some((found, expected)) = message
+        .strip_prefix("invalid type: ")
+        .and_then(|rest| rest.split_once(", expected "))
+    else {
+        return message.to_string();
+    };
+    let wanted = match expected {
+        "u64" | "u32" | "u16" | "u8" | "usize" | "i64" | "i32" => "a whole number (like 50)",
+        "a boolean" => "true or false",
+        "a string" => "a string in quotes",
+        "a sequence" => "a list in brackets, like [\"a\", \"b\"]",
+        "a map" | "struct" => "a table",
+        "path string" => "a path in quotes",
+        other => other,
+    };
+    let found = found.replace('`', "");
+    let found = [
+        ("string ", "the string "),
+        ("integer ", "the number "),
+        ("floating point ", "the number "),
+        ("boolean ", ""),
+    ]
+    .iter()
+    .find_map(|(kind, said)| found.strip_prefix(kind).map(|rest| format!("{said}{rest}")))
+    .unwrap_or(found);
+    let key = key.map_or_else(|| "the value".to_string(), |key| format!("`{key}`"));
+    format!("{key} must be {wanted}, not {found}")
+}
+
+/// The key of the `key = value` whose value starts at `offset`, when on its line.
+fn key_before(text: &str, offset: usize) -> Option<&str> {
+    let line_start = text.get(..offset)?.rfind('\n').map_or(0, |i| i + 1);
+    let (key, _) = text.get(line_start..offset)?.split_once('=')?;
+    let key = key.trim().trim_matches('"');
+    (!key.is_empty() && !key.contains(char::is_whitespace)).then_some(key)
 }
 
 fn upstream_config(

@@ -14,15 +14,31 @@ impl ServiceConfig {
     /// The include base: configured, else the working directory of the
     /// running Kea daemon serving this config file, else "/" (systemd's).
     pub fn resolve_include_base(&self) -> PathBuf {
+        self.include_base_and_why().0
+    }
+
+    /// The include base and where it comes from, for `check` to say.
+    pub fn include_base_and_why(&self) -> (PathBuf, String) {
         if let Some(base) = &self.include_base {
-            return base.clone();
+            return (base.clone(), "include_base in the agent config".into());
         }
-        running_daemon_cwd(
-            Path::new("/proc"),
-            self.service.daemon_binary(),
-            &self.config_file,
-        )
-        .unwrap_or_else(|| PathBuf::from("/"))
+        let binary = self.service.daemon_binary();
+        match running_daemon_cwd(Path::new("/proc"), binary, &self.config_file) {
+            Some(cwd) => (
+                cwd,
+                format!(
+                    "the working directory of the running {binary}, which Kea resolves relative \
+                     <?include?> paths against; set include_base to override"
+                ),
+            ),
+            None => (
+                PathBuf::from("/"),
+                format!(
+                    "no {binary} runs on this file, and systemd starts Kea in /; set include_base \
+                     if Kea runs elsewhere"
+                ),
+            ),
+        }
     }
 }
 

@@ -165,6 +165,34 @@ fn minimal_config_gets_defaults() {
 /// Each bad config: the text, the position expected in the message (None:
 /// file only) and words the message must contain.
 #[test]
+fn every_problem_of_a_broken_config_is_said_in_the_file_s_order() {
+    let text = "[agent]\nsettle_ms = \"fast\"\nstate_dir = 5\n\
+                [[service]]\nname = \"dhcp9\"\n\
+                [[service]]\nname = \"dhcp4\"\ntimeout_s = \"x\"\nbogus = 1\n\
+                [upstream]\nurl = \"ftp://x\"\n\
+                [nonsense]\n";
+    let message = parse(text).expect_err("broken").to_string();
+    let lines: Vec<&str> = message.lines().collect();
+    assert_eq!(lines[0], format!("7 problems in {FILE}:"), "{message}");
+    let said = [
+        "2:13: `settle_ms` must be a whole number (like 50), not the string \"fast\"",
+        "3:13: `state_dir` must be a path in quotes, not the number 5",
+        "5:8: unknown Kea service \"dhcp9\"",
+        "8:13: `timeout_s` must be a whole number (like 50), not the string \"x\"",
+        "9:1: unknown field `bogus`",
+        "11:7: control_url \"ftp://x\" must start with http:// or https://",
+        "12:2: unknown table `nonsense`",
+    ];
+    for (line, words) in lines[1..].iter().zip(said) {
+        assert!(
+            line.starts_with(&format!("  {FILE}:{words}")),
+            "{line:?} is not {words:?}"
+        );
+    }
+    assert_eq!(lines.len(), 8, "{message}");
+}
+
+#[test]
 fn bad_configs_are_refused_with_file_and_position() {
     let svc = "[[service]]\nname = \"dhcp4\"\n";
     type Case = (String, Option<(usize, usize)>, &'static [&'static str]);
@@ -220,8 +248,8 @@ fn bad_configs_are_refused_with_file_and_position() {
             &["hook command is empty"],
         ),
         (
-            format!("{svc}[[hook]]\nrun = \"x\"\n"),
-            Some((4, 1)),
+            format!("{svc}[[hook]]\ncommand = [\"x\"]\nrun = \"x\"\n"),
+            Some((5, 1)),
             &["unknown field `run`"],
         ),
         (
@@ -247,7 +275,10 @@ fn bad_configs_are_refused_with_file_and_position() {
         (
             format!("[agent]\nsettle_ms = \"fast\"\n{svc}"),
             Some((2, 13)),
-            &["invalid type", "string \"fast\""],
+            &[
+                "`settle_ms` must be a whole number",
+                "not the string \"fast\"",
+            ],
         ),
         (
             format!("[agent]\nsettle_ms = 60001\n{svc}"),

@@ -467,11 +467,6 @@ impl ServiceSync {
                 Err(error) => return Ok(unreachable(format!("cannot validate: {error}"))),
             }
         }
-        // The files must still be what was validated; else check again.
-        if self.read_files().file != read.file {
-            tracing::info!(service = %self.service, "config changed during validation; checking again");
-            return Ok(Look::Quiet(Next::RecheckAfterSettle));
-        }
         let ha = match self.ha_gate(read, depth).await? {
             ha::HaStep::Go(ha) => ha,
             ha::HaStep::Stop(look) => return Ok(look),

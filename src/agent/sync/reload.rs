@@ -8,7 +8,7 @@
 
 use super::files::{ConfigFacts, Read};
 use super::ha::HaBefore;
-use super::{Found, Live, Look, ServiceSync, seconds};
+use super::{Found, Live, Look, Next, ServiceSync, seconds};
 use crate::agent::config::RuntimeChanges;
 use crate::agent::decide::{self, Serving};
 use crate::agent::state::Fact;
@@ -72,6 +72,12 @@ impl ServiceSync {
                 runtime config went upstream as a drift";
             return Ok(with_runtime(Found::refused(text), runtime));
         }
+        // Kea reads the files itself: they must still be what was validated, checked as
+        // late as can be (after the config-get and the fsync of the last good config).
+        if self.read_files().file != read.file {
+            tracing::info!(service = %self.service, "config changed during validation; checking again");
+            return Ok(Look::Quiet(Next::RecheckAfterSettle));
+        }
         let interfaces_after = read.facts(self.service).interfaces.clone();
         let started = Instant::now();
         let failure = match self.channel.config_reload().await {
@@ -104,6 +110,24 @@ impl ServiceSync {
                 return Ok(with_runtime(exited(&error.to_string()), runtime));
             }
         };
+        // A writer that changed the files between that check and Kea's read of them made
+        // Kea fail on content nobody validated (a half-written file): not this edit's fault.
+        if self.read_files().file != read.file {
+            let rolled_back = if before.rollback {
+                self.roll_back(failure.clone(), &before).await.rolled_back
+            } else {
+                None
+            };
+            let after = match rolled_back {
+                Some(true) => "Kea runs the last good config again",
+                Some(false) => "rolling back to the last good config failed",
+                None => "no last good config was kept to roll back to",
+            };
+            tracing::warn!(service = %self.service,
+                "the config changed while Kea read it, and Kea refused what it read ({failure}); \
+                 {after}; checking the new content");
+            return Ok(Look::Quiet(Next::RecheckAfterSettle));
+        }
         let found = if before.rollback {
             self.roll_back(failure, &before).await
         } else {

@@ -1,7 +1,10 @@
 //! A structural diff of two Kea configs that a person can read: entries of
 //! Kea's lists are matched by what identifies them (`keys.rs`), not by
 //! position, so inserting a subnet does not "change" every subnet after it.
+//! A subnet's inherited copy of a global setting that changed along with it is
+//! not a change of its own (`inherit.rs`): config-get repeats inherited values.
 
+mod inherit;
 mod keys;
 mod load;
 
@@ -70,6 +73,64 @@ pub struct Change {
     /// The value after (absent when removed).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub after: Option<Value>,
+    /// The subnets and shared networks whose inherited copy of this setting
+    /// changed with it, the same way: not counted as changes of their own.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub followed_by: Vec<Follower>,
+}
+
+/// A subnet or shared network whose inherited value followed a change of
+/// the scope it inherits from (the global, or its shared network).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Follower {
+    /// `subnet` or `shared-network`.
+    pub category: Category,
+    /// The setting's path in that subnet or shared network.
+    pub path: Vec<String>,
+}
+
+/// How many changes a diff holds, by kind; `inherited` counts the followers,
+/// which are in none of the other three.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct Summary {
+    pub added: usize,
+    pub removed: usize,
+    pub changed: usize,
+    pub inherited: usize,
+}
+
+impl Summary {
+    /// The counts of `changes` (as `diff_configs` returns them).
+    pub fn of(changes: &[Change]) -> Summary {
+        let count = |kind| changes.iter().filter(|c| c.kind == kind).count();
+        Summary {
+            added: count(ChangeKind::Added),
+            removed: count(ChangeKind::Removed),
+            changed: count(ChangeKind::Changed),
+            inherited: changes.iter().map(|c| c.followed_by.len()).sum(),
+        }
+    }
+
+    /// In words: `1 added, 0 removed, 1 changed`, and how many inherited
+    /// values followed along when there are any.
+    pub fn text(&self) -> String {
+        let mut text = format!(
+            "{} added, {} removed, {} changed",
+            self.added, self.removed, self.changed
+        );
+        if self.inherited > 0 {
+            text.push_str(&format!(
+                " ({} inherited {} followed along)",
+                self.inherited,
+                if self.inherited == 1 {
+                    "value"
+                } else {
+                    "values"
+                }
+            ));
+        }
+        text
+    }
 }
 
 impl Change {
@@ -79,26 +140,45 @@ impl Change {
     }
 }
 
-/// The differences from config `from` to config `to` (`{"Dhcp4": {...}}` each).
+/// What a person changed from config `from` to config `to` (`{"Dhcp4": {...}}`
+/// each): a subnet's inherited value that followed its global is listed in the
+/// global change's `followed_by`, not as a change.
 pub fn diff_configs(from: &Value, to: &Value) -> Vec<Change> {
-    let mut walk = Walk {
-        changes: Vec::new(),
-        path: Vec::new(),
-        space: String::new(),
-    };
-    walk.value(Category::Other, from, to);
-    walk.changes
+    let (changes, members) = walk(from, to);
+    inherit::fold(changes, &members)
 }
 
-struct Walk {
+/// Every difference, inherited copies included: what HA partners must share
+/// is compared member by member.
+pub fn diff_configs_unfolded(from: &Value, to: &Value) -> Vec<Change> {
+    walk(from, to).0
+}
+
+fn walk<'a>(from: &'a Value, to: &'a Value) -> (Vec<Change>, Vec<Option<inherit::Member>>) {
+    let mut walk = Walk {
+        changes: Vec::new(),
+        members: Vec::new(),
+        path: Vec::new(),
+        space: String::new(),
+        scopes: Vec::new(),
+    };
+    walk.value(Category::Other, from, to);
+    (walk.changes, walk.members)
+}
+
+struct Walk<'a> {
     changes: Vec<Change>,
+    /// For each change, where it could inherit from (see `inherit::Member`).
+    members: Vec<Option<inherit::Member>>,
     path: Vec<String>,
     /// The option space of the daemon being walked (`dhcp4`, `dhcp6`).
     space: String,
+    /// The daemon, shared network and subnet being walked, outermost first.
+    scopes: Vec<inherit::Scope<'a>>,
 }
 
-impl Walk {
-    fn value(&mut self, category: Category, before: &Value, after: &Value) {
+impl<'a> Walk<'a> {
+    fn value(&mut self, category: Category, before: &'a Value, after: &'a Value) {
         match (before, after) {
             (Value::Object(a), Value::Object(b)) => self.object(category, a, b),
             _ if before != after => {
@@ -111,8 +191,8 @@ impl Walk {
     fn object(
         &mut self,
         category: Category,
-        before: &Map<String, Value>,
-        after: &Map<String, Value>,
+        before: &'a Map<String, Value>,
+        after: &'a Map<String, Value>,
     ) {
         for (key, old) in before {
             let inner = self.category_under(category, key);
@@ -131,7 +211,7 @@ impl Walk {
         }
     }
 
-    fn field(&mut self, category: Category, key: &str, before: &Value, after: &Value) {
+    fn field(&mut self, category: Category, key: &str, before: &'a Value, after: &'a Value) {
         if before == after {
             return;
         }
@@ -150,7 +230,10 @@ impl Walk {
             _ => false,
         };
         if !matched {
-            self.enter(key, |walk| walk.value(category, before, after));
+            self.enter(key, |walk| match space {
+                Some(_) => walk.scope(category, before, after),
+                None => walk.value(category, before, after),
+            });
         }
         if let Some(outer) = outer_space {
             self.space = outer;
@@ -163,8 +246,8 @@ impl Walk {
         &mut self,
         category: Category,
         key: &str,
-        before: &[Value],
-        after: &[Value],
+        before: &'a [Value],
+        after: &'a [Value],
     ) -> bool {
         let (Some(old), Some(new)) = (self.identify(key, before), self.identify(key, after)) else {
             return false;
@@ -179,6 +262,9 @@ impl Walk {
             self.enter(&entry_key.label, |walk| {
                 match new_by_identity.get(entry_key.identity.as_str()) {
                     None => walk.push(category, ChangeKind::Removed, Some(entry), None),
+                    Some(&i) if inherit::is_scope(category) => {
+                        walk.scope(category, entry, &after[i])
+                    }
                     Some(&i) => walk.value(category, entry, &after[i]),
                 }
             });
@@ -211,6 +297,18 @@ impl Walk {
             .collect()
     }
 
+    /// Walks a daemon, shared network or subnet: a scope whose settings
+    /// the scopes inside it inherit.
+    fn scope(&mut self, category: Category, before: &'a Value, after: &'a Value) {
+        self.scopes.push(inherit::Scope {
+            depth: self.path.len(),
+            before: before.as_object(),
+            after: after.as_object(),
+        });
+        self.value(category, before, after);
+        self.scopes.pop();
+    }
+
     fn category_under(&self, outer: Category, key: &str) -> Category {
         match keys::category_of_key(key) {
             Category::Other => outer,
@@ -218,7 +316,7 @@ impl Walk {
         }
     }
 
-    fn enter(&mut self, segment: &str, within: impl FnOnce(&mut Walk)) {
+    fn enter(&mut self, segment: &str, within: impl FnOnce(&mut Walk<'a>)) {
         self.path.push(segment.to_string());
         within(self);
         self.path.pop();
@@ -231,12 +329,15 @@ impl Walk {
         before: Option<&Value>,
         after: Option<&Value>,
     ) {
+        self.members
+            .push(inherit::Member::of(&self.path, &self.scopes));
         self.changes.push(Change {
             category,
             kind,
             path: self.path.clone(),
             before: before.cloned(),
             after: after.cloned(),
+            followed_by: Vec::new(),
         });
     }
 }

@@ -2,7 +2,7 @@
 //! version's config, the diff of two versions, storage figures, health.
 
 use super::ApiError;
-use crate::central::diff::{ChangeKind, load_diff};
+use crate::central::diff::{Summary, load_diff};
 use crate::central::ingest::Central;
 use crate::central::store::{Store, VersionInfo};
 use crate::central::{pairs, review, secrets};
@@ -103,12 +103,7 @@ pub async fn diff(
     let to = int_param(&params, "to")?
         .ok_or_else(|| bad_request("query parameter `to` (a version number) is required"))?;
     let (from, to, changes) = load_diff(&central.store, &server, &service, from, to).await?;
-    let count = |kind| changes.iter().filter(|c| c.kind == kind).count();
-    let summary = json!({
-        "added": count(ChangeKind::Added),
-        "removed": count(ChangeKind::Removed),
-        "changed": count(ChangeKind::Changed),
-    });
+    let summary = Summary::of(&changes);
     Ok(Json(
         json!({"server": server, "service": service, "from": from, "to": to, "summary": summary, "changes": changes}),
     ))

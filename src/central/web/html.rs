@@ -80,7 +80,7 @@ th{background:#eef1f5;font-weight:600;font-size:13px}a{color:#1f5fa8}
 .added{color:#1b6b21}.removed{color:#b3261e}.changed{color:#8a5a00}
 .mono{font-family:'DejaVu Sans Mono',Menlo,Consolas,monospace;font-size:12px;word-break:break-all}
 .muted{color:#66707a}.facts td:first-child{width:160px;color:#66707a}
-.counts span{margin-right:14px}form{margin:8px 0}select,button{font:inherit;padding:2px 6px}
+.counts span{margin-right:14px}.summary{font-weight:600;margin-bottom:2px}.followers summary{cursor:pointer;color:#66707a}.followers ul{margin:4px 0 0 18px;padding:0}form{margin:8px 0}select,button{font:inherit;padding:2px 6px}
 table.diff{table-layout:fixed}table.diff th:nth-child(1){width:95px}table.diff th:nth-child(2){width:42%}.diff td:first-child{white-space:nowrap}
 ";
 

@@ -2,7 +2,7 @@
 //! server's history, the diff of two versions.
 
 use super::html::{ago, escape, page, segment, server_href, shorten};
-use crate::central::diff::{Category, Change, ChangeKind};
+use crate::central::diff::{Category, Change, ChangeKind, Follower, Summary};
 use crate::central::pairs::{Relationship, Reported};
 use crate::central::review::Finding;
 use crate::central::store::{EventInfo, ServerSummary, VersionInfo};
@@ -52,6 +52,19 @@ impl Status {
     }
 }
 
+/// What the fleet's rejection count counts, as its tooltip says.
+const OPEN_REJECTION: &str = "Servers whose newest edit was rejected, with no applied config or snapshot since. \
+     A rejection that a later good edit fixed is closed and no longer counted; each server's page keeps its history.";
+
+/// What the fleet's drift count counts.
+const OPEN_DRIFT: &str = "Servers whose running config differs from their files (drift reported), \
+     with no applied config or snapshot since. A server with an open rejection is counted there instead.";
+
+/// `1 open rejection`, `0 open rejections`.
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// `/`: every server and service with its status.
 pub fn fleet(servers: &[ServerSummary], now_ms: i64) -> String {
     let statuses: Vec<Status> = servers.iter().map(|s| Status::of(s, now_ms)).collect();
@@ -59,12 +72,12 @@ pub fn fleet(servers: &[ServerSummary], now_ms: i64) -> String {
     let mut body = String::from("<h1>Fleet</h1>");
     let _ = write!(
         body,
-        "<p class=\"counts\"><span>{} server/service pairs</span><span>{} in sync</span><span>{} drift</span>\
-         <span>{} rejected</span><span>{} silent</span></p>",
-        servers.len(),
+        "<p class=\"counts\"><span>{}</span><span>{} in sync</span>\
+         <span title=\"{OPEN_DRIFT}\">{}</span><span title=\"{OPEN_REJECTION}\">{}</span><span>{} silent</span></p>",
+        plural(servers.len(), "server/service pair", "server/service pairs"),
         count(Status::InSync),
-        count(Status::Drift),
-        count(Status::Rejected),
+        plural(count(Status::Drift), "open drift", "open drifts"),
+        plural(count(Status::Rejected), "open rejection", "open rejections"),
         count(Status::Silent)
     );
     if servers.is_empty() {
@@ -211,10 +224,7 @@ pub fn server(
             "Kea version",
             summary.kea_version.clone().unwrap_or_default(),
         ),
-        (
-            "Current version",
-            summary.version.map(|v| v.to_string()).unwrap_or_default(),
-        ),
+        ("Current version", current_version(summary, events)),
         (
             "Content hash",
             summary.content_hash.clone().unwrap_or_default(),
@@ -231,13 +241,7 @@ pub fn server(
                 ago(now_ms, summary.last_seen_ms)
             ),
         ),
-        (
-            "Last event",
-            format!(
-                "{} #{}: {}",
-                summary.last_event_kind, summary.last_sequence, summary.last_text
-            ),
-        ),
+        ("Last event", last_event(summary, events)),
     ];
     for (label, value) in facts {
         let _ = write!(
@@ -280,7 +284,7 @@ pub fn server(
             "<p class=\"muted\">No config received yet (applied, snapshot or drift).</p>",
         );
     } else {
-        body.push_str("<table><tr><th>#</th><th>Kind</th><th>Applied</th><th>Received</th><th>Size</th><th>Content hash</th><th></th></tr>");
+        body.push_str("<table><tr><th>Version</th><th>Kind</th><th>Applied</th><th>Received</th><th>Size</th><th>Content hash</th><th></th></tr>");
         for v in versions {
             let diff = if v.number > 1 {
                 format!(
@@ -314,7 +318,7 @@ pub fn server(
         }
         body.push_str("</table>");
     }
-    body.push_str("<h2>Recent changes</h2><table><tr><th>Received</th><th>Kind</th><th>Seq</th><th>Version</th><th>Kea's text</th></tr>");
+    body.push_str("<h2>Recent changes</h2><table><tr><th>Received</th><th>Kind</th><th title=\"The agent's event sequence number\">Event #</th><th>Made version</th><th>Kea's text</th></tr>");
     for e in events {
         let _ = write!(
             body,
@@ -329,6 +333,33 @@ pub fn server(
     }
     body.push_str("</table>");
     page(&format!("{name} / {service}"), &body)
+}
+
+/// The current version, and the event that made it when the history shows it:
+/// `version 3 (made by event #4)`.
+fn current_version(summary: &ServerSummary, events: &[EventInfo]) -> String {
+    let Some(number) = summary.version else {
+        return "none yet".to_string();
+    };
+    match events.iter().find(|e| e.version == Some(number)) {
+        Some(event) => format!("version {number} (made by event #{})", event.sequence),
+        None => format!("version {number}"),
+    }
+}
+
+/// The newest event, numbered as an event and not as a version:
+/// `event #4, applied, made version 3: ...`.
+fn last_event(summary: &ServerSummary, events: &[EventInfo]) -> String {
+    let made = events
+        .iter()
+        .find(|e| e.id == summary.last_event_id)
+        .and_then(|e| e.version)
+        .map(|v| format!(", made version {v}"))
+        .unwrap_or_default();
+    format!(
+        "event #{}, {}{made}: {}",
+        summary.last_sequence, summary.last_event_kind, summary.last_text
+    )
 }
 
 /// A member's reported HA state: the state, its partner's, any error, when.
@@ -401,14 +432,11 @@ pub fn diff(
         from.number,
         to.number
     );
-    let count = |kind| changes.iter().filter(|c| c.kind == kind).count();
+    let summary = Summary::of(changes);
     let _ = write!(
         body,
-        "<p class=\"counts\"><span class=\"added\">{} added</span><span class=\"removed\">{} removed</span>\
-         <span class=\"changed\">{} changed</span><span class=\"muted\">{} ({}) → {} ({})</span></p>",
-        count(ChangeKind::Added),
-        count(ChangeKind::Removed),
-        count(ChangeKind::Changed),
+        "<p class=\"summary\">{}</p><p class=\"muted\">{} ({}) → {} ({})</p>",
+        escape(&summary.text()),
         escape(&shorten(&from.content_hash, 12)),
         format_millis(from.received_ms),
         escape(&shorten(&to.content_hash, 12)),
@@ -416,6 +444,13 @@ pub fn diff(
     );
     if changes.is_empty() {
         body.push_str("<p>The two versions have the same content.</p>");
+    }
+    if summary.inherited > 0 {
+        body.push_str(
+            "<p class=\"muted\">Kea's config-get repeats an inherited setting in every subnet and shared network \
+             that inherits it. Where such a copy changed along with the setting it inherits, it is listed under \
+             that change (\"followed by\") and not counted as a change of its own.</p>",
+        );
     }
     let shown = &changes[..changes.len().min(MAX_CHANGES_SHOWN)];
     for category in Category::ALL {
@@ -442,8 +477,9 @@ pub fn diff(
             };
             let _ = write!(
                 body,
-                "<tr><td class=\"{class}\">{sign}</td><td>{}</td><td class=\"mono\">{}</td><td class=\"mono\">{}</td></tr>",
+                "<tr><td class=\"{class}\">{sign}</td><td>{}{}</td><td class=\"mono\">{}</td><td class=\"mono\">{}</td></tr>",
                 escape(&change.path_text()),
+                followers(&change.followed_by),
                 value(&change.before),
                 value(&change.after),
             );
@@ -461,6 +497,43 @@ pub fn diff(
         &format!("{server} / {service} diff {} → {}", from.number, to.number),
         &body,
     )
+}
+
+/// The subnets and shared networks that followed a change, folded:
+/// `followed by 3 subnets` and, opened, where each is.
+fn followers(followed_by: &[Follower]) -> String {
+    if followed_by.is_empty() {
+        return String::new();
+    }
+    let mut out = format!(
+        "<details class=\"followers\"><summary>{}</summary><ul class=\"mono\">",
+        escape(&followed_text(followed_by))
+    );
+    for follower in followed_by {
+        let scope = &follower.path[..follower.path.len().saturating_sub(1)];
+        let _ = write!(out, "<li>{}</li>", escape(&scope.join(" › ")));
+    }
+    out.push_str("</ul></details>");
+    out
+}
+
+/// `followed by 3 subnets and 1 shared network`.
+fn followed_text(followed_by: &[Follower]) -> String {
+    let count = |category| {
+        followed_by
+            .iter()
+            .filter(|f| f.category == category)
+            .count()
+    };
+    let parts: Vec<String> = [
+        (Category::Subnet, "subnet", "subnets"),
+        (Category::SharedNetwork, "shared network", "shared networks"),
+    ]
+    .into_iter()
+    .filter(|(category, _, _)| count(*category) > 0)
+    .map(|(category, one, many)| plural(count(category), one, many))
+    .collect();
+    format!("followed by {}", parts.join(" and "))
 }
 
 /// A page saying what went wrong.
@@ -521,6 +594,72 @@ mod tests {
         assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
         assert!(html.contains("&lt;reloaded&gt;"));
         assert!(html.contains("/servers/%3Cscript%3Ealert%281%29%3C%2Fscript%3E/dhcp4"));
+    }
+
+    #[test]
+    fn the_fleet_counts_open_rejections_and_says_so() {
+        let mut rejected = summary("kea1");
+        rejected.reject_open = true;
+        let html = fleet(&[rejected, summary("kea2")], 2_000);
+        assert!(html.contains(">1 open rejection</span>"), "{html}");
+        assert!(html.contains(">0 open drifts</span>"), "{html}");
+        assert!(html.contains("title=\"Servers whose newest edit was rejected"));
+        let html = fleet(&[summary("kea2")], 2_000);
+        assert!(html.contains(">0 open rejections</span>"), "{html}");
+    }
+
+    #[test]
+    fn events_and_versions_are_numbered_apart() {
+        let s = summary("kea1");
+        let applied = EventInfo {
+            id: s.last_event_id.clone(),
+            kind: "applied".into(),
+            sequence: 4,
+            text: "<reloaded>".into(),
+            detected_ms: 0,
+            applied_at: None,
+            received_ms: 0,
+            config_hash: None,
+            version: Some(2),
+            rolled_back: None,
+            serving: None,
+            ha: Vec::new(),
+            warnings: Vec::new(),
+        };
+        assert_eq!(
+            last_event(&s, std::slice::from_ref(&applied)),
+            "event #4, applied, made version 2: <reloaded>"
+        );
+        assert_eq!(
+            current_version(&s, std::slice::from_ref(&applied)),
+            "version 2 (made by event #4)"
+        );
+        assert_eq!(last_event(&s, &[]), "event #4, applied: <reloaded>");
+        assert_eq!(current_version(&s, &[]), "version 2");
+    }
+
+    #[test]
+    fn followers_are_named_by_kind() {
+        let follower = |category, at: &str| Follower {
+            category,
+            path: vec!["Dhcp4".into(), at.into(), "valid-lifetime".into()],
+        };
+        let followed = [
+            follower(Category::Subnet, "subnet4 id=1 (192.0.2.0/24)"),
+            follower(Category::Subnet, "subnet4 id=2"),
+            follower(Category::SharedNetwork, "shared-networks campus"),
+        ];
+        assert_eq!(
+            followed_text(&followed),
+            "followed by 2 subnets and 1 shared network"
+        );
+        assert_eq!(followed_text(&followed[..1]), "followed by 1 subnet");
+        let html = followers(&followed);
+        assert!(
+            html.contains("<li>Dhcp4 › subnet4 id=1 (192.0.2.0/24)</li>"),
+            "{html}"
+        );
+        assert_eq!(followers(&[]), "");
     }
 
     #[test]
