@@ -26,6 +26,8 @@ struct AgentFile {
     upstream: Option<UpstreamTable>,
     hooks: Vec<HookTable>,
     ha: HaTable,
+    /// The file has `[[service]]` tables, read or not.
+    names_services: bool,
 }
 
 /// The top-level tables, for the error on any other.
@@ -116,7 +118,7 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<AgentConfig, ConfigError>
 
     let agent = noted(agent_settings(file.agent, &at), &mut problems);
     let ha = noted(ha_settings(file.ha, &at), &mut problems).unwrap_or_default();
-    if file.services.is_empty() && problems.is_empty() {
+    if !file.names_services {
         problems.push(ConfigError::NoService {
             path: path.to_path_buf(),
         });
@@ -183,7 +185,10 @@ fn read_file(
             "agent" => file.agent = table(value, problems, &syntax).unwrap_or_default(),
             "upstream" => file.upstream = table(value, problems, &syntax),
             "ha" => file.ha = table(value, problems, &syntax).unwrap_or_default(),
-            "service" => file.services = tables(value, problems, &syntax),
+            "service" => {
+                file.names_services = true;
+                file.services = tables(value, problems, &syntax);
+            }
             "hook" => file.hooks = tables(value, problems, &syntax),
             other => problems.push(ConfigError::Syntax {
                 at: ConfigLocation {

@@ -193,6 +193,22 @@ fn every_problem_of_a_broken_config_is_said_in_the_file_s_order() {
 }
 
 #[test]
+fn a_config_without_services_says_so_beside_its_other_problems() {
+    let message = parse("[agent]\nsettle_ms = \"soon\"\n")
+        .expect_err("broken")
+        .to_string();
+    assert!(
+        message.starts_with(&format!("2 problems in {FILE}:")),
+        "{message}"
+    );
+    assert!(
+        message.contains("`settle_ms` must be a whole number"),
+        "{message}"
+    );
+    assert!(message.contains("no [[service]] table"), "{message}");
+}
+
+#[test]
 fn bad_configs_are_refused_with_file_and_position() {
     let svc = "[[service]]\nname = \"dhcp4\"\n";
     type Case = (String, Option<(usize, usize)>, &'static [&'static str]);
@@ -203,7 +219,7 @@ fn bad_configs_are_refused_with_file_and_position() {
             &["unknown field `colour`"],
         ),
         (
-            "[agent]\nsettle = 5\n".into(),
+            format!("[agent]\nsettle = 5\n{svc}"),
             Some((2, 1)),
             &["unknown field `settle`"],
         ),
