@@ -25,9 +25,11 @@ use rig::{Content, Rig, RigOptions, WAIT};
 use std::fs;
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::thread::sleep;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// Time given to the agent to do something it should not, before looking.
 const QUIET: Duration = Duration::from_millis(1500);
@@ -278,7 +280,7 @@ fn a_writer_that_truncates_the_file_as_kea_reads_it_is_not_taken_for_the_edit() 
 /// first config-reload it passes on (the test above).
 struct RacingWriter {
     path: PathBuf,
-    shared: std::sync::Arc<std::sync::Mutex<RaceState>>,
+    shared: Arc<Mutex<RaceState>>,
     _dir: tempfile::TempDir,
 }
 
@@ -288,15 +290,15 @@ struct RaceState {
     /// The file to cut and the text it ends with.
     armed: Option<(PathBuf, String)>,
     /// When the cut was written and when the rest.
-    raced: Option<(std::time::SystemTime, std::time::SystemTime)>,
+    raced: Option<(SystemTime, SystemTime)>,
 }
 
 impl RacingWriter {
     fn listen() -> RacingWriter {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("proxy.sock");
-        let listener = std::os::unix::net::UnixListener::bind(&path).expect("bind the proxy");
-        let shared = std::sync::Arc::new(std::sync::Mutex::new(RaceState::default()));
+        let listener = UnixListener::bind(&path).expect("bind the proxy");
+        let shared = Arc::new(Mutex::new(RaceState::default()));
         let state = shared.clone();
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
@@ -320,16 +322,13 @@ impl RacingWriter {
             Some((config.to_path_buf(), text.to_string()));
     }
 
-    fn raced(&self) -> Option<(std::time::SystemTime, std::time::SystemTime)> {
+    fn raced(&self) -> Option<(SystemTime, SystemTime)> {
         self.shared.lock().expect("the race state").raced
     }
 }
 
 /// One command through the proxy: read it whole, hand it to Kea, hand back Kea's answer.
-fn pass_on(
-    mut client: std::os::unix::net::UnixStream,
-    state: &std::sync::Mutex<RaceState>,
-) -> Option<()> {
+fn pass_on(mut client: UnixStream, state: &Mutex<RaceState>) -> Option<()> {
     use std::io::Write;
     let command = read_json(&mut client)?;
     let kea_socket = loop {
@@ -338,21 +337,21 @@ fn pass_on(
         }
         sleep(Duration::from_millis(10));
     };
-    let race = match command.contains("\"config-reload\"") {
-        true => state.lock().expect("the race state").armed.take(),
-        false => None,
-    };
-    let mut began = None;
-    if let Some((file, text)) = &race {
-        began = Some(std::time::SystemTime::now());
+    let race = command
+        .contains("\"config-reload\"")
+        .then(|| state.lock().expect("the race state").armed.take())
+        .flatten();
+    let began = race.as_ref().map(|(file, text)| {
+        let began = SystemTime::now();
         fs::write(file, &text[..text.len() / 2]).expect("cut the file");
-    }
-    let mut kea = std::os::unix::net::UnixStream::connect(&kea_socket).ok()?;
+        began
+    });
+    let mut kea = UnixStream::connect(&kea_socket).ok()?;
     kea.write_all(command.as_bytes()).ok()?;
     let answer = read_json(&mut kea)?;
     if let (Some((file, text)), Some(began)) = (&race, began) {
         fs::write(file, text).expect("finish the file");
-        state.lock().expect("the race state").raced = Some((began, std::time::SystemTime::now()));
+        state.lock().expect("the race state").raced = Some((began, SystemTime::now()));
     }
     client.write_all(answer.as_bytes()).ok()
 }

@@ -114,7 +114,7 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<AgentConfig, ConfigError>
         line_col: Some(line_col(text, span.start)),
     };
     let mut problems = Vec::new();
-    let file = read_file(text, path, &mut problems)?;
+    let file = read_file(text, path, &at, &mut problems)?;
 
     let agent = noted(agent_settings(file.agent, &at), &mut problems);
     let ha = noted(ha_settings(file.ha, &at), &mut problems).unwrap_or_default();
@@ -175,6 +175,7 @@ fn noted<T>(result: Result<T, ConfigError>, problems: &mut Vec<ConfigError>) -> 
 fn read_file(
     text: &str,
     path: &Path,
+    at: &impl Fn(Range<usize>) -> ConfigLocation,
     problems: &mut Vec<ConfigError>,
 ) -> Result<AgentFile, ConfigError> {
     let syntax = |error: toml::de::Error| syntax_error(text, path, &error);
@@ -191,10 +192,7 @@ fn read_file(
             }
             "hook" => file.hooks = tables(value, problems, &syntax),
             other => problems.push(ConfigError::Syntax {
-                at: ConfigLocation {
-                    path: path.to_path_buf(),
-                    line_col: Some(line_col(text, key.span().start)),
-                },
+                at: at(key.span()),
                 message: format!("unknown table `{other}`: the agent config has {TABLES}"),
             }),
         }
