@@ -9,7 +9,7 @@ mod common;
 use common::agent::{Agent, AgentToml, TomlTable};
 use common::write_patterns::{
     AgentOptions, DEFAULT_AGENT, FIRST, Fixture, Fleet, Template, start_agent, start_agent_with,
-    wait_until, write_by_rename,
+    wait_until, write_by_link, write_by_rename,
 };
 use common::{KeaServer, SIGHUP, SIGTERM, backdate, free_udp_port, udp_port_bound_by};
 use kea_sync_agent::kea::Service;
@@ -88,9 +88,43 @@ fn invalid_edit_is_rejected_without_reload_and_dhcp_keeps_serving() {
     );
 }
 
+/// A writer that closed the file or renamed it into place is done: the agent acts at once,
+/// whatever `settle_ms` says. One that pauses with the file open is waited for: nothing is
+/// reloaded while it holds the file, and its close ends the wait.
+#[test]
+fn a_finished_write_ends_the_settle_window_and_an_open_one_waits_it_out() {
+    use std::io::Write;
+    let f = dhcp4()
+        .options(AgentOptions {
+            // The longest accepted: had the agent waited it out, nothing below would be
+            // live within the fixture's 20 s.
+            settle_ms: 60_000,
+            ..DEFAULT_AGENT
+        })
+        .start();
+
+    write_by_rename(f.path(), &f.text(4100));
+    f.expect_live(4100, 1);
+
+    // In place, whole content written, file still open (an editor between write and close).
+    let mut open = fs::File::create(f.path()).expect("open the config for writing");
+    open.write_all(f.text(4200).as_bytes())
+        .expect("write the config");
+    f.expect_no_more_reloads(1);
+    assert_eq!(
+        f.value(),
+        Some(4100),
+        "nothing reloaded while the writer holds the file"
+    );
+    drop(open);
+    f.expect_live(4200, 2);
+}
+
 /// Validation starts as soon as a change is seen, before the settle window ends; a newer
 /// change voids that verdict. A good save replaced by a broken one within the window is
-/// rejected (Kea never sees it); a broken save replaced by a good one goes live.
+/// rejected (Kea never sees it); a broken save replaced by a good one goes live. The saves
+/// are hard links into place: created whole but not closed under the config's name, the
+/// agent waits out `settle_ms` for them.
 #[test]
 fn a_verdict_reached_while_settling_counts_only_for_the_files_it_checked() {
     const STARTED: &str = "validating while the change settles";
@@ -106,10 +140,10 @@ fn a_verdict_reached_while_settling_counts_only_for_the_files_it_checked() {
     let broken = |valid_lifetime: u32| f.text_with(&f.template().invalid(valid_lifetime).0);
     let started = || f.agent.log().matches(STARTED).count();
 
-    write_by_rename(f.path(), &f.text(4100));
+    write_by_link(f.path(), &f.text(4100));
     f.wait("validation of the good save to start", || started() >= 1);
     sleep(Duration::from_millis(500)); // its verdict (valid) is in by now
-    write_by_rename(f.path(), &broken(4200));
+    write_by_link(f.path(), &broken(4200));
     f.wait("a Rejected event", || !f.events("Rejected").is_empty());
     f.expect_no_more_reloads(0); // and valid-lifetime still the first
     assert_eq!(
@@ -118,10 +152,10 @@ fn a_verdict_reached_while_settling_counts_only_for_the_files_it_checked() {
         "the second save of a burst waits for the check"
     );
 
-    write_by_rename(f.path(), &broken(4300));
+    write_by_link(f.path(), &broken(4300));
     f.wait("validation of the broken save to start", || started() >= 2);
     sleep(Duration::from_millis(500)); // its verdict (invalid) is in by now
-    write_by_rename(f.path(), &f.text(4400));
+    write_by_link(f.path(), &f.text(4400));
     f.expect_live(4400, 1);
     let rejected = f.events("Rejected");
     assert_eq!(

@@ -69,15 +69,22 @@ impl Fixture {
         all
     }
 
-    /// Waits for signals naming `file`; returns `complete` of the last one naming it.
-    async fn changed(&mut self, file: &Path) -> bool {
+    /// Waits for signals naming `file`; returns what the last one naming it says of the writer.
+    async fn changed(&mut self, file: &Path) -> Written {
         let signals = self.signals().await;
         let mut last = None;
         for signal in &signals {
             match signal {
-                WatchSignal::Changed { paths, complete } => {
+                WatchSignal::Changed {
+                    paths,
+                    complete,
+                    finished,
+                } => {
                     if paths.iter().any(|path| path == file) {
-                        last = Some(*complete);
+                        last = Some(Written {
+                            complete: *complete,
+                            finished: *finished,
+                        });
                     }
                 }
                 WatchSignal::Rescan => panic!("unexpected rescan in {signals:?}"),
@@ -93,6 +100,25 @@ impl Fixture {
     }
 }
 
+/// What a change signal says of the writer.
+#[derive(Debug, PartialEq, Eq)]
+struct Written {
+    complete: bool,
+    finished: bool,
+}
+
+/// Closed after writing or renamed into place: the agent need not wait.
+const FINISHED: Written = Written {
+    complete: true,
+    finished: true,
+};
+
+/// Removed, moved away or still being written: the agent waits out its settle window.
+const UNFINISHED: Written = Written {
+    complete: false,
+    finished: false,
+};
+
 fn write(path: &Path, text: &str) {
     let mut file = std::fs::File::create(path).expect("open for writing");
     file.write_all(text.as_bytes()).expect("write");
@@ -107,7 +133,27 @@ fn run(program: &str, args: &[&std::ffi::OsStr]) {
 async fn in_place_write_is_complete() {
     let (mut fx, conf) = Fixture::watching("kea-dhcp4.conf", "{}");
     write(&conf, r#"{ "Dhcp4": {} }"#);
-    assert!(fx.changed(&conf).await);
+    assert_eq!(fx.changed(&conf).await, FINISHED);
+}
+
+#[tokio::test]
+async fn a_writer_pausing_with_the_file_open_is_finished_only_at_its_close() {
+    let (mut fx, conf) = Fixture::watching("kea-dhcp4.conf", "{}");
+    let mut file = std::fs::File::create(&conf).expect("open for writing");
+    file.write_all(br#"{ "Dhcp4": "#).expect("first half");
+    // Longer than the watcher's quiet window: the first half is reported, as unfinished.
+    assert_eq!(
+        fx.changed(&conf).await,
+        UNFINISHED,
+        "half written, still open"
+    );
+    file.write_all(b"{} }").expect("second half");
+    drop(file);
+    assert_eq!(
+        fx.changed(&conf).await,
+        FINISHED,
+        "closed after the second half"
+    );
 }
 
 #[tokio::test]
@@ -116,7 +162,7 @@ async fn write_temp_and_rename_over_is_complete() {
     let temp = fx.path(".kea-dhcp4.conf.tmp1234");
     write(&temp, r#"{ "Dhcp4": {} }"#);
     std::fs::rename(&temp, &conf).expect("rename");
-    assert!(fx.changed(&conf).await);
+    assert_eq!(fx.changed(&conf).await, FINISHED);
 }
 
 #[tokio::test]
@@ -129,7 +175,7 @@ async fn sed_in_place_is_complete() {
         "sed",
         &["-i".as_ref(), "s/4000/8000/".as_ref(), conf.as_os_str()],
     );
-    assert!(fx.changed(&conf).await);
+    assert_eq!(fx.changed(&conf).await, FINISHED);
 }
 
 #[tokio::test]
@@ -139,16 +185,20 @@ async fn cp_over_is_complete() {
     let source = elsewhere.path().join("new.conf");
     write(&source, r#"{ "Dhcp4": {} }"#);
     run("cp", &[source.as_os_str(), conf.as_os_str()]);
-    assert!(fx.changed(&conf).await);
+    assert_eq!(fx.changed(&conf).await, FINISHED);
 }
 
 #[tokio::test]
 async fn remove_then_recreate_is_complete() {
     let (mut fx, conf) = Fixture::watching("kea-dhcp4.conf", "{}");
     std::fs::remove_file(&conf).expect("remove");
-    assert!(!fx.changed(&conf).await, "a removal alone is not complete");
+    assert_eq!(
+        fx.changed(&conf).await,
+        UNFINISHED,
+        "a removal alone is not complete"
+    );
     write(&conf, r#"{ "Dhcp4": {} }"#);
-    assert!(fx.changed(&conf).await);
+    assert_eq!(fx.changed(&conf).await, FINISHED);
 }
 
 #[tokio::test]
@@ -167,7 +217,11 @@ async fn symlinked_config_sees_its_target_edited() {
     );
 
     write(&target, r#"{ "Dhcp4": {} }"#);
-    assert!(fx.changed(&conf).await, "the signal names the watched link");
+    assert_eq!(
+        fx.changed(&conf).await,
+        FINISHED,
+        "the signal names the watched link"
+    );
 }
 
 #[tokio::test]
@@ -189,7 +243,7 @@ async fn configmap_data_swap_is_seen_and_followed() {
     write(&fx.path("..v2/kea-dhcp4.conf"), r#"{ "Dhcp4": {} }"#);
     symlink("..v2", fx.path("..data_tmp")).expect("symlink data_tmp");
     std::fs::rename(fx.path("..data_tmp"), fx.path("..data")).expect("swap");
-    assert!(fx.changed(&conf).await);
+    assert_eq!(fx.changed(&conf).await, FINISHED);
 
     fx.watcher.refresh().expect("refresh");
     assert_eq!(
@@ -203,7 +257,7 @@ async fn configmap_data_swap_is_seen_and_followed() {
         &fx.path("..v2/kea-dhcp4.conf"),
         r#"{ "Dhcp4": { "a": 1 } }"#,
     );
-    assert!(fx.changed(&conf).await);
+    assert_eq!(fx.changed(&conf).await, FINISHED);
 }
 
 #[tokio::test]
@@ -216,13 +270,13 @@ async fn set_files_follows_the_include_set() {
 
     fx.watch(&[&conf, &include]);
     write(&include, "[ {}, {} ]");
-    assert!(fx.changed(&include).await);
+    assert_eq!(fx.changed(&include).await, FINISHED);
 
     fx.watch(&[&include]);
     write(&conf, r#"{ "Dhcp4": {} }"#);
     fx.quiet("a file dropped from the set").await;
     write(&include, "[]");
-    assert!(fx.changed(&include).await);
+    assert_eq!(fx.changed(&include).await, FINISHED);
 }
 
 #[tokio::test]
@@ -252,7 +306,7 @@ async fn removed_directory_is_watched_again_after_refresh() {
     assert_eq!(fx.watcher.watched_dirs(), vec![dir.clone()]);
 
     std::fs::remove_dir_all(&dir).expect("remove dir");
-    assert!(!fx.changed(&conf).await);
+    assert_eq!(fx.changed(&conf).await, UNFINISHED);
     fx.watcher.refresh().expect("refresh with the dir gone");
     assert!(fx.watcher.watched_dirs().is_empty());
 
@@ -261,10 +315,10 @@ async fn removed_directory_is_watched_again_after_refresh() {
     fx.watcher.refresh().expect("refresh with the dir back");
     assert_eq!(fx.watcher.watched_dirs(), vec![dir.clone()]);
     // Whatever happened while unwatched is reported once the directory is back.
-    assert!(!fx.changed(&conf).await);
+    assert_eq!(fx.changed(&conf).await, UNFINISHED);
 
     write(&conf, r#"{ "Dhcp4": {} }"#);
-    assert!(fx.changed(&conf).await);
+    assert_eq!(fx.changed(&conf).await, FINISHED);
 }
 
 #[tokio::test]
@@ -280,7 +334,7 @@ async fn directory_recreated_before_refresh_is_watched_again() {
     fx.watcher.refresh().expect("refresh");
 
     write(&conf, r#"{ "Dhcp4": {} }"#);
-    assert!(fx.changed(&conf).await);
+    assert_eq!(fx.changed(&conf).await, FINISHED);
 }
 
 #[tokio::test]
@@ -297,7 +351,7 @@ async fn missing_directory_is_not_an_error() {
     fx.changed(&conf).await;
 
     write(&conf, r#"{ "Dhcp4": {} }"#);
-    assert!(fx.changed(&conf).await);
+    assert_eq!(fx.changed(&conf).await, FINISHED);
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! `kea-sync-agent run`: the loop that turns file events into settled checks.
 //!
-//! change seen (watcher) -> settled (`settle` of quiet) -> [`ServiceSync::check`]
+//! change seen (watcher) -> settled (the writer closed or renamed; else `settle` of
+//! quiet) -> [`ServiceSync::check`]
 //! (read, decide, validate, reload, verify, record). Validation starts when
 //! the change is seen ([`ServiceSync::speculate`]) and its verdict is used if
 //! the files are still the same when the check runs. Checks of one service
@@ -444,9 +445,18 @@ impl Daemon {
 
     fn on_watch_signal(&mut self, signal: WatchSignal) {
         match signal {
-            WatchSignal::Changed { paths, complete } => {
-                // The watcher already saw BATCH_QUIET of quiet before reporting.
-                let settle = self.config.agent.settle.saturating_sub(BATCH_QUIET);
+            WatchSignal::Changed {
+                paths,
+                complete,
+                finished,
+            } => {
+                // A writer that closed or renamed is done: no settle window. Otherwise the
+                // watcher already saw BATCH_QUIET of quiet before reporting.
+                let settle = if finished {
+                    Duration::ZERO
+                } else {
+                    self.config.agent.settle.saturating_sub(BATCH_QUIET)
+                };
                 let mut matched = false;
                 for slot in &mut self.slots {
                     if slot.sync.files().iter().any(|f| paths.contains(f)) {

@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 /// What one event says about whether the writer is done with a path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Hint {
-    /// Closed after writing, renamed into place or created: the write is very likely done.
+    /// Closed after writing or renamed into place: the writer is done with this version.
+    Done,
+    /// Created: the write is likely done, though its content may still be on its way.
     Strong,
     /// Written to, removed or renamed away: more is probably coming.
     Weak,
@@ -22,14 +24,14 @@ pub enum Hint {
 fn hint(kind: &EventKind, index: usize) -> Option<Hint> {
     match kind {
         EventKind::Create(_) => Some(Hint::Strong),
-        EventKind::Access(AccessKind::Close(AccessMode::Write)) => Some(Hint::Strong),
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => Some(Hint::Done),
         // Reads, including the agent's and Kea's own, must not wake anybody.
         EventKind::Access(_) => None,
         EventKind::Remove(_) => Some(Hint::Weak),
         EventKind::Modify(ModifyKind::Name(RenameMode::From)) => Some(Hint::Weak),
         // Paths of a paired rename are [from, to].
         EventKind::Modify(ModifyKind::Name(RenameMode::Both)) if index == 0 => Some(Hint::Weak),
-        EventKind::Modify(ModifyKind::Name(_)) => Some(Hint::Strong),
+        EventKind::Modify(ModifyKind::Name(_)) => Some(Hint::Done),
         EventKind::Modify(ModifyKind::Metadata(_)) => Some(Hint::Meta),
         EventKind::Modify(_) | EventKind::Any => Some(Hint::Weak),
         EventKind::Other => None,
@@ -111,10 +113,17 @@ impl Batch {
         self.rescan = true;
     }
 
+    /// Whether every touched file's last content event says its writer is done (closed after
+    /// writing, renamed into place): the burst need not wait for more.
+    pub fn is_finished(&self) -> bool {
+        !self.rescan && !self.files.is_empty() && self.files.values().all(|h| *h == Hint::Done)
+    }
+
     /// The signal for this burst, if anything watched may have changed.
     ///
-    /// `complete` holds when every touched file's last content event was a strong one, so a
-    /// create followed by writes still in progress is not reported as done.
+    /// `complete` holds when every touched file's last content event was a strong one (a
+    /// create counts), so a create followed by writes still in progress is not reported as
+    /// done; `finished` when each was a close after writing or a rename into place.
     pub fn into_signal(self) -> Option<WatchSignal> {
         if self.rescan {
             return Some(WatchSignal::Rescan);
@@ -122,10 +131,15 @@ impl Batch {
         if self.files.is_empty() {
             return None;
         }
-        let complete = self.files.values().all(|hint| *hint == Hint::Strong);
+        let finished = self.is_finished();
+        let complete = self
+            .files
+            .values()
+            .all(|h| matches!(h, Hint::Done | Hint::Strong));
         Some(WatchSignal::Changed {
             paths: self.files.into_keys().collect(),
             complete,
+            finished,
         })
     }
 }
@@ -164,10 +178,12 @@ mod tests {
         batch.into_signal()
     }
 
-    fn changed(complete: bool) -> Option<WatchSignal> {
+    /// A change of CONF; `finished` implies `complete`.
+    fn changed(complete: bool, finished: bool) -> Option<WatchSignal> {
         Some(WatchSignal::Changed {
             paths: vec![PathBuf::from(CONF)],
             complete,
+            finished,
         })
     }
 
@@ -194,17 +210,17 @@ mod tests {
                     event(WRITE, &[CONF]),
                     event(CLOSE_WRITE, &[CONF]),
                 ],
-                changed(true),
+                changed(true, true),
             ),
             (
                 "write still going",
                 vec![event(WRITE, &[CONF])],
-                changed(false),
+                changed(false, false),
             ),
             (
                 "close then another write begins",
                 vec![event(CLOSE_WRITE, &[CONF]), event(WRITE, &[CONF])],
-                changed(false),
+                changed(false, false),
             ),
             (
                 "write temp and rename over",
@@ -216,7 +232,7 @@ mod tests {
                     event(MOVED_TO, &[CONF]),
                     event(RENAMED, &[tmp, CONF]),
                 ],
-                changed(true),
+                changed(true, true),
             ),
             (
                 "renamed away",
@@ -224,9 +240,13 @@ mod tests {
                     event(MOVED_FROM, &[CONF]),
                     event(RENAMED, &[CONF, "/etc/kea/kea-dhcp4.conf~"]),
                 ],
-                changed(false),
+                changed(false, false),
             ),
-            ("removed", vec![event(REMOVE, &[CONF])], changed(false)),
+            (
+                "removed",
+                vec![event(REMOVE, &[CONF])],
+                changed(false, false),
+            ),
             (
                 "removed and recreated",
                 vec![
@@ -235,31 +255,45 @@ mod tests {
                     event(WRITE, &[CONF]),
                     event(CLOSE_WRITE, &[CONF]),
                 ],
-                changed(true),
+                changed(true, true),
+            ),
+            (
+                "created, nothing written yet: likely done, not finished",
+                vec![event(CREATE, &[CONF])],
+                changed(true, false),
+            ),
+            (
+                "created and written, still open",
+                vec![event(CREATE, &[CONF]), event(WRITE, &[CONF])],
+                changed(false, false),
             ),
             (
                 "chmod after the rename keeps it complete",
                 vec![event(MOVED_TO, &[CONF]), event(CHMOD, &[CONF])],
-                changed(true),
+                changed(true, true),
             ),
-            ("chmod alone", vec![event(CHMOD, &[CONF])], changed(false)),
+            (
+                "chmod alone",
+                vec![event(CHMOD, &[CONF])],
+                changed(false, false),
+            ),
             (
                 "..data swapped",
                 vec![
                     event(MOVED_FROM, &["/etc/kea/..data_tmp"]),
                     event(MOVED_TO, &["/etc/kea/..data"]),
                 ],
-                changed(true),
+                changed(true, true),
             ),
             (
                 "symlink target edited",
                 vec![event(CLOSE_WRITE, &["/etc/kea/..v1/kea-dhcp4.conf"])],
-                changed(true),
+                changed(true, true),
             ),
             (
                 "target directory removed",
                 vec![event(REMOVE_DIR, &["/etc/kea/..v1"])],
-                changed(false),
+                changed(false, false),
             ),
             (
                 "reads are nothing",
@@ -307,6 +341,7 @@ mod tests {
             Some(WatchSignal::Changed {
                 paths: vec![PathBuf::from(CONF), include],
                 complete: false,
+                finished: false,
             })
         );
     }

@@ -13,6 +13,10 @@ use tokio::sync::mpsc::UnboundedSender;
 
 /// A burst ends after this long without events: one editor save arrives well within it.
 pub const QUIET: Duration = Duration::from_millis(25);
+/// A burst whose writer is done (closed after writing, renamed into place) ends after this
+/// long without events: enough for the rest of a rename (its other half, a chmod or chown
+/// right after it) to join it, not enough to delay the agent.
+const DONE_QUIET: Duration = Duration::from_millis(2);
 /// A burst is cut after this long, so a writer that never pauses still wakes the agent.
 const LONGEST: Duration = Duration::from_millis(250);
 
@@ -91,7 +95,7 @@ fn forward(events: &Receiver<BackendMsg>, shared: &Shared, signals: &UnboundedSe
             continue;
         }
         let cut = Instant::now() + LONGEST;
-        let mut quiet_until = Instant::now() + QUIET;
+        let mut quiet_until = Instant::now() + quiet_after(&batch);
         let ended = loop {
             let wait = quiet_until
                 .min(cut)
@@ -102,7 +106,7 @@ fn forward(events: &Receiver<BackendMsg>, shared: &Shared, signals: &UnboundedSe
             match events.recv_timeout(wait) {
                 Ok(msg) => {
                     if take(msg, &mut batch, shared) {
-                        quiet_until = Instant::now() + QUIET;
+                        quiet_until = Instant::now() + quiet_after(&batch);
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => break false,
@@ -118,6 +122,15 @@ fn forward(events: &Receiver<BackendMsg>, shared: &Shared, signals: &UnboundedSe
         if ended {
             return;
         }
+    }
+}
+
+/// How long a burst in this state waits for more events before it ends.
+fn quiet_after(batch: &Batch) -> Duration {
+    if batch.is_finished() {
+        DONE_QUIET
+    } else {
+        QUIET
     }
 }
 

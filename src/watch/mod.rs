@@ -36,8 +36,14 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WatchSignal {
     /// Some watched path may have changed; `complete` = the batch had a close-after-write, a
-    /// rename into place or a create, and no write after it (strong hint the write is done).
-    Changed { paths: Vec<PathBuf>, complete: bool },
+    /// rename into place or a create, and no write after it (strong hint the write is done);
+    /// `finished` = a close-after-write or a rename into place, no create or write after it
+    /// (the writer is done with this version: no settle window needed).
+    Changed {
+        paths: Vec<PathBuf>,
+        complete: bool,
+        finished: bool,
+    },
     /// Events were lost (queue overflow, watcher recreated): re-check every file.
     Rescan,
 }
@@ -159,6 +165,7 @@ impl ConfigWatcher {
             self.signal(WatchSignal::Changed {
                 paths: resumed.into_iter().collect(),
                 complete: false,
+                finished: false,
             });
         }
         result
@@ -311,7 +318,8 @@ mod tests {
             signal.expect("in time"),
             Some(WatchSignal::Changed {
                 paths: vec![conf],
-                complete: true
+                complete: true,
+                finished: true,
             })
         );
     }

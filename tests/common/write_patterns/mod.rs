@@ -601,6 +601,16 @@ pub fn write_by_rename(path: &Path, text: &str) {
     fs::rename(&temp, path).expect("rename over the config");
 }
 
+/// Removes `path` and hard-links a new file with `text` into its place: the config appears
+/// whole (created, no close after writing under its name), as some deploy tools do it.
+pub fn write_by_link(path: &Path, text: &str) {
+    let temp = path.with_extension("conf.tmp-agent-e2e");
+    fs::write(&temp, text).expect("write temp file");
+    fs::remove_file(path).expect("remove the config");
+    fs::hard_link(&temp, path).expect("link the new config into place");
+    fs::remove_file(&temp).expect("remove the temp name");
+}
+
 /// Runs `program` with `args`; fails unless it succeeds.
 pub fn run(program: &str, args: &[&str]) {
     let status = Command::new(program)
