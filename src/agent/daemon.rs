@@ -138,6 +138,8 @@ struct Slot {
     /// When to try again to queue events the outbox could not take.
     held_due: Option<Instant>,
     held_attempt: u32,
+    /// When the watcher last reported a finished write of this service's files.
+    last_finished: Option<Instant>,
 }
 
 impl Slot {
@@ -152,6 +154,7 @@ impl Slot {
             apply_waiting: Vec::new(),
             held_due: None,
             held_attempt: 0,
+            last_finished: None,
         }
     }
 
@@ -450,13 +453,7 @@ impl Daemon {
                 complete,
                 finished,
             } => {
-                // A writer that closed or renamed is done: no settle window. Otherwise the
-                // watcher already saw BATCH_QUIET of quiet before reporting.
-                let settle = if finished {
-                    Duration::ZERO
-                } else {
-                    self.config.agent.settle.saturating_sub(BATCH_QUIET)
-                };
+                let now = Instant::now();
                 let mut matched = false;
                 for slot in &mut self.slots {
                     if slot.sync.files().iter().any(|f| paths.contains(f)) {
@@ -465,7 +462,16 @@ impl Daemon {
                             .changes_seen
                             .get_or_create(&Metrics::service(slot.sync.service))
                             .inc();
-                        slot.make_due(settle);
+                        let since_last = slot.last_finished.map(|at| now.duration_since(at));
+                        if finished {
+                            slot.last_finished = Some(now);
+                        }
+                        slot.make_due(decide::settle_delay(
+                            finished,
+                            since_last,
+                            self.config.agent.settle,
+                            BATCH_QUIET,
+                        ));
                         slot.sync.speculate(complete);
                     }
                 }

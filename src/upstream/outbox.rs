@@ -264,6 +264,16 @@ impl OutboxHandle {
         self.lock().queued.values().cloned().collect()
     }
 
+    /// How many events are queued.
+    pub fn len(&self) -> usize {
+        self.lock().queued.len()
+    }
+
+    /// Whether no event is queued.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// The oldest queued event of each service: what may be in flight.
     pub fn heads(&self) -> Vec<Entry> {
         let mut heads: Vec<Entry> = Vec::new();

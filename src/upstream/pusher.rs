@@ -21,9 +21,10 @@ enum Sink {
 }
 
 impl Sink {
-    async fn deliver(&self, id: &str, body: &Path) -> Disposition {
+    /// `last`: nothing else is queued behind this event.
+    async fn deliver(&self, id: &str, body: &Path, last: bool) -> Disposition {
         match self {
-            Sink::Http(http) => http.post(id, body).await,
+            Sink::Http(http) => http.post(id, body, last).await,
             Sink::Hook(hook) => hook.run(body).await,
         }
     }
@@ -122,6 +123,9 @@ impl Pusher {
         // Sinks stream the body from the file: a config of tens of MB is
         // not held in memory beside Kea's reply.
         let body = self.outbox.body_path(entry);
+        // With nothing queued behind it, its connection is not kept alive: an idle agent
+        // holds no connection the pool would have to time out (a wake-up 20 s later).
+        let last = self.outbox.len() <= 1;
         let mut retry: Option<Option<Duration>> = None;
         for (index, sink) in self.sinks.clone().iter().enumerate() {
             if self
@@ -131,7 +135,7 @@ impl Pusher {
             {
                 continue;
             }
-            match sink.deliver(&entry.id, &body).await {
+            match sink.deliver(&entry.id, &body, last).await {
                 Disposition::Delivered => {
                     self.stored_by
                         .entry(entry.id.clone())

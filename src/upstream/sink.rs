@@ -167,8 +167,9 @@ impl HttpSink {
         &self.url
     }
 
-    /// POSTs the event in file `path`.
-    pub async fn post(&self, id: &str, path: &Path) -> Disposition {
+    /// POSTs the event in file `path`; `last` (nothing queued behind it) asks the receiver
+    /// to close the connection after its answer, so none is left for the pool to reap.
+    pub async fn post(&self, id: &str, path: &Path, last: bool) -> Disposition {
         let (body, gzipped) = match read_body(path).await {
             Ok(body) => body,
             Err(error) => {
@@ -197,6 +198,9 @@ impl HttpSink {
         }
         if gzipped {
             request = request.header(reqwest::header::CONTENT_ENCODING, "gzip");
+        }
+        if last {
+            request = request.header(reqwest::header::CONNECTION, "close");
         }
         request = request.body(body);
         match request.send().await {

@@ -192,6 +192,29 @@ pub fn serving(
     Serving::Yes
 }
 
+/// Finished writes closer together than this (and than `settle_ms`) are a burst.
+pub const BURST_GAP: Duration = Duration::from_millis(100);
+
+/// How long to wait before checking a change the watcher reported, `batch_quiet` after its
+/// last event: none when the writer finished (closed after writing, renamed into place) and
+/// the change is alone; else the rest of `settle`. A finished write that follows the previous
+/// finished one within [`BURST_GAP`] (`since_last`; within `settle` if that is shorter) is
+/// part of a burst (a script saving in a loop, an editor writing twice): it waits, so the
+/// burst is read once at its end rather than save by save.
+pub fn settle_delay(
+    finished: bool,
+    since_last: Option<Duration>,
+    settle: Duration,
+    batch_quiet: Duration,
+) -> Duration {
+    let in_burst = since_last.is_some_and(|since| since < BURST_GAP.min(settle));
+    if finished && !in_burst {
+        Duration::ZERO
+    } else {
+        settle.saturating_sub(batch_quiet)
+    }
+}
+
 /// Delay before retry number `attempt` (1-based) to reach Kea: doubling from
 /// 250 ms, capped at 30 s.
 pub fn backoff(attempt: u32) -> Duration {
@@ -202,6 +225,43 @@ pub fn backoff(attempt: u32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_finished_lone_change_is_checked_at_once_and_the_rest_settles() {
+        let ms = Duration::from_millis;
+        let (settle, quiet) = (ms(50), ms(25));
+        let cases = [
+            ("finished, first change", true, None, ms(0)),
+            ("finished, last change long ago", true, Some(ms(400)), ms(0)),
+            ("finished, within a burst", true, Some(ms(20)), ms(25)),
+            (
+                "finished, just past the burst gap",
+                true,
+                Some(ms(60)),
+                ms(0),
+            ),
+            ("still open, first change", false, None, ms(25)),
+            (
+                "still open, long after the last",
+                false,
+                Some(ms(400)),
+                ms(25),
+            ),
+        ];
+        for (name, finished, since_last, expected) in cases {
+            assert_eq!(
+                settle_delay(finished, since_last, settle, quiet),
+                expected,
+                "{name}"
+            );
+        }
+        // A settle window shorter than the watcher's own quiet: nothing more to wait.
+        assert_eq!(settle_delay(false, None, ms(10), quiet), Duration::ZERO);
+        // A long settle_ms does not make every finished write a burst.
+        let long = ms(60_000);
+        assert_eq!(settle_delay(true, Some(ms(700)), long, quiet), ms(0));
+        assert_eq!(settle_delay(true, Some(ms(20)), long, quiet), ms(59_975));
+    }
 
     fn state(applied: Option<&str>, rejected: Option<&str>) -> ServiceState {
         ServiceState {
