@@ -7,7 +7,10 @@ with the baselines measured in the same run (stdlib only).
 
 Per edit: the writer takes a timestamp just before it renames a new version into place;
 the edit is live when Kea logs DHCP4_DYNAMIC_RECONFIGURATION_SUCCESS (its log carries
-millisecond timestamps). Baselines on the same Kea and config:
+millisecond timestamps; everything runs with TZ=UTC, so they are read as UTC). Kea is
+restarted on the current file before each method, so none meets a Kea grown by the
+earlier methods' reloads. Baselines on the same Kea and config:
+  config-get Kea's own config-get (round trip, whole reply read), on the fresh Kea
   floor      config-reload sent directly over the unix socket (round trip)
   validate   kea-dhcp4 -t of the file (what the agent adds before reloading)
   naive      an `inotifywait -m` + socat loop reloading on every close_write/moved_to
@@ -31,13 +34,19 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime
+from datetime import datetime, timezone
 
 LOG_RE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) .*DHCP4_DYNAMIC_RECONFIGURATION_SUCCESS")
 # One line per failed config-reload (DHCP4_CONFIG_LOAD_FAIL comes with it: not counted twice).
 FAIL_RE = re.compile(r"DHCP4_DYNAMIC_RECONFIGURATION_FAIL")
 # Kea 2.2 after a semantically bad config: the server is left without a working config.
 UNRECOVERABLE = "DHCP4_CONFIG_UNRECOVERABLE_ERROR"
+
+
+# Kea logs local time: with TZ=UTC for it (and for us) its timestamps are UTC whatever the
+# host's zone, and are read as such.
+os.environ["TZ"] = "UTC"
+time.tzset()
 
 
 def log(*args):
@@ -59,17 +68,29 @@ class Kea:
         self.write(lifetime, atomic=False)
         old = time.time() - 3600
         os.utime(self.conf, (old, old))
-        env = dict(os.environ, KEA_PIDFILE_DIR=work, KEA_LOCKFILE_DIR=work)
-        self.proc = subprocess.Popen(["kea-dhcp4", "-c", self.conf], cwd=work, env=env,
+        self.start()
+
+    def start(self):
+        """Starts kea-dhcp4 on the current file; returns once it answers version-get."""
+        env = dict(os.environ, KEA_PIDFILE_DIR=self.work, KEA_LOCKFILE_DIR=self.work)
+        self.proc = subprocess.Popen(["kea-dhcp4", "-c", self.conf], cwd=self.work, env=env,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.time() + 30 + subnets / 500
+        deadline = time.time() + 30 + self.subnets / 500
         while time.time() < deadline:
+            if self.proc.poll() is not None:
+                break
             try:
                 if self.command({"command": "version-get"})["result"] == 0:
                     return
-            except OSError:
+            except (OSError, ValueError):
                 time.sleep(0.05)
         raise SystemExit("kea-dhcp4 did not start; see " + self.log)
+
+    def restart(self):
+        """A fresh Kea on the current file: Kea's memory grows with each large reload, and
+        the next method should not pay for the previous one's."""
+        self.stop()
+        self.start()
 
     def render_body(self):
         subnets = []
@@ -150,7 +171,8 @@ class Kea:
         for line in data[:end].decode(errors="replace").splitlines():
             m = LOG_RE.match(line)
             if m:
-                self.reload_times.append(datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S.%f").timestamp())
+                stamp = datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S.%f")
+                self.reload_times.append(stamp.replace(tzinfo=timezone.utc).timestamp())
             elif FAIL_RE.search(line):
                 self.reload_fails += 1
             elif UNRECOVERABLE in line:
@@ -328,8 +350,10 @@ class Agent:
     def __init__(self, binary, work, kea, settle_ms, central_url=None):
         toml = os.path.join(work, "agent.toml")
         with open(toml, "w") as f:
-            # Its own admin socket: never the host's /run/kea-sync-agent.
+            # Its own admin socket: never the host's /run/kea-sync-agent. The periodic
+            # check (default every 60 s) once an hour: the idle window holds none of it.
             f.write('[agent]\nstate_dir = "%s"\nsettle_ms = %d\nadmin_socket = "%s"\n'
+                    'check_interval_s = 3600\n'
                     '[[service]]\nname = "dhcp4"\nconfig_file = "%s"\n'
                     % (os.path.join(work, "state"), settle_ms, os.path.join(work, "admin.sock"), kea.conf))
             if central_url:
@@ -400,10 +424,22 @@ def main():
     size = os.path.getsize(kea.conf)
     results = {"config_bytes": size, "idle_seconds": args.idle}
     try:
+        # Kea's own config-get on the fresh Kea: what the agent's push cannot beat. Its
+        # reply is the in-memory config, the body the agent pushes.
+        gets = 3 if args.subnets > 1000 else 5
+        log("config-get x%d" % gets)
+        got = []
+        for _ in range(gets):
+            t0 = time.time()
+            reply = kea.command_raw({"command": "config-get"})
+            got.append((time.time() - t0) * 1000)
+            assert json.loads(reply)["result"] == 0
+        results["config_get"] = summary(got)
+        results["config_get_bytes"] = len(reply)
+
         log("floor: direct config-reload x%d" % args.edits)
-        # What Kea itself holds and spends: its in-memory config as config-get
-        # returns it (the body the agent pushes), its CPU per reload, its peak RSS.
-        results["config_get_bytes"] = len(kea.command_raw({"command": "config-get"}))
+        # What Kea itself spends: its CPU per reload, its peak RSS.
+        kea.restart()
         floor, kea_cpu = [], []
         for _ in range(args.edits):
             cpu0 = proc_stats(kea.proc.pid)[0]
@@ -418,6 +454,7 @@ def main():
         results["kea_cpu_per_reload"] = summary([c * 1000 for c in kea_cpu])
         results["kea_stats"] = dict(zip(["cpu_s", "switches", "rss_kb", "hwm_kb"], proc_stats(kea.proc.pid)))
         log("validate: kea-dhcp4 -t x%d" % min(args.edits, 20))
+        kea.restart()
         val = []
         env = dict(os.environ, KEA_LOCKFILE_DIR=work, KEA_PIDFILE_DIR=work)
         for _ in range(min(args.edits, 20)):
@@ -429,6 +466,7 @@ def main():
         lifetime = 4000
         if args.naive:
             log("naive loop: %d edits" % args.edits)
+            kea.restart()
             naive = start_naive(kea)
             ms, _, lifetime, _ = edit_series(kea, args.edits, lifetime)
             results["naive"] = summary(ms)
@@ -447,6 +485,7 @@ def main():
             stop_group(naive)
 
         log("agent: %d edits" % args.edits)
+        kea.restart()
         central, central_url = start_central(args.central, work) if args.central else (None, None)
         agent = Agent(args.agent, work, kea, args.settle_ms, central_url)
         try:
