@@ -426,9 +426,18 @@ def idle(pid, seconds):
     a, switches_a = tree_stats(pid), thread_switches(pid)
     time.sleep(seconds)
     b, switches_b = tree_stats(pid), thread_switches(pid)
-    wakeups = sum(n - switches_a.get(key, 0) for key, n in switches_b.items())
-    return {"cpu_s": b[0] - a[0], "wakeups": wakeups, "rss_kb": b[2], "hwm_kb": b[3],
-            "threads": [len(switches_a), len(switches_b)]}
+    woken = {key: n - switches_a.get(key, 0) for key, n in switches_b.items() if n != switches_a.get(key, 0)}
+    # Which threads woke (by name), to tell a timer from a thread pool winding down.
+    by_name = {}
+    for (p, tid), n in woken.items():
+        try:
+            with open("/proc/%d/task/%s/comm" % (p, tid)) as f:
+                name = f.read().strip()
+        except FileNotFoundError:
+            name = "?"
+        by_name[name] = by_name.get(name, 0) + n
+    return {"cpu_s": b[0] - a[0], "wakeups": sum(woken.values()), "rss_kb": b[2], "hwm_kb": b[3],
+            "threads": [len(switches_a), len(switches_b)], "wakeups_by_thread": by_name}
 
 
 def start_central(binary, work, place):
