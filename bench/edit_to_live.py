@@ -3,11 +3,14 @@
 with the baselines measured in the same run (stdlib only).
 
     bench/edit_to_live.py --agent target/release/kea-sync-agent [--edits 50] [--idle 60]
-                          [--subnets 0 --reservations 0] [--naive] [--storm]
+                          [--subnets 0 --reservations 0] [--naive] [--storm] [--root DIR]
 
 Per edit: the writer takes a timestamp just before it renames a new version into place;
 the edit is live when Kea logs DHCP4_DYNAMIC_RECONFIGURATION_SUCCESS (its log carries
-millisecond timestamps). Baselines on the same Kea and config:
+millisecond timestamps; everything runs with TZ=UTC, so they are read as UTC). Kea is
+restarted on the current file before each method, so none meets a Kea grown by the
+earlier methods' reloads. Baselines on the same Kea and config:
+  config-get Kea's own config-get (round trip, whole reply read), on the fresh Kea
   floor      config-reload sent directly over the unix socket (round trip)
   validate   kea-dhcp4 -t of the file (what the agent adds before reloading)
   naive      an `inotifywait -m` + socat loop reloading on every close_write/moved_to
@@ -16,7 +19,15 @@ Idle (with --idle N): CPU seconds, context switches (wake-ups) and RSS over N se
 for the agent and for the inotifywait loop.
 Storm (with --storm): 100 saves per second for 10 s: reloads Kea performed, final content
 live, invalid reloads (must be 0; every 10th save is invalid).
-Prints a Markdown section on stdout.
+Root (with --root DIR, a debootstrap root from scripts/kea-roots): Kea, `kea-dhcp4 -t`, the
+agent and the central run inside it (chroot), on the root's Kea; this script stays on the
+host, in a private mount namespace, with the work dir bind-mounted into the root at its own
+path (and /proc, /dev, /sys, as scripts/kea-matrix does), so both sides see the same files.
+Kea 2.6.3+/3.0 take the control socket only in /run/kea and the log only in /var/log/kea:
+both go there in the root, read from the host through ROOT/run/kea and ROOT/var/log/kea.
+The naive loop (inotifywait + socat, which the root lacks) runs on the host against the
+same paths: inotify and unix sockets work across the bind mount.
+Prints the results as JSON on stdout.
 """
 
 import argparse
@@ -31,7 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime
+from datetime import datetime, timezone
 
 LOG_RE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) .*DHCP4_DYNAMIC_RECONFIGURATION_SUCCESS")
 # One line per failed config-reload (DHCP4_CONFIG_LOAD_FAIL comes with it: not counted twice).
@@ -40,18 +51,114 @@ FAIL_RE = re.compile(r"DHCP4_DYNAMIC_RECONFIGURATION_FAIL")
 UNRECOVERABLE = "DHCP4_CONFIG_UNRECOVERABLE_ERROR"
 
 
+# Kea logs local time: with TZ=UTC for it (and for us) its timestamps are UTC whatever the
+# host's zone, and are read as such.
+os.environ["TZ"] = "UTC"
+time.tzset()
+
+
 def log(*args):
     print(*args, file=sys.stderr, flush=True)
+
+
+ROOT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+class Place:
+    """Where the daemons run: on the host (root None), or chrooted into a debootstrap root
+    with the work dir bind-mounted at its own path. Paths inside the work dir are the
+    same on both sides; others (/run/kea, /var/log/kea) are seen from here under the root."""
+
+    def __init__(self, root, work):
+        self.root = root
+        self.work = work
+        self.mounts = []
+
+    def cmd(self, argv, cwd=None):
+        """argv as run in this place. chroot (and the shell's exec) exec: the process
+        started is the daemon itself (its pid, its /proc). chroot chdirs to / unless
+        told where to go (`cwd`, which Popen gets too on the host)."""
+        if not self.root:
+            return argv
+        if cwd:
+            return ["chroot", self.root, "/bin/sh", "-c", 'cd "$0" && exec "$@"', cwd] + argv
+        return ["chroot", self.root] + argv
+
+    def env(self, **extra):
+        env = dict(os.environ, **extra)
+        if self.root:
+            env["PATH"] = ROOT_PATH  # the root's kea-dhcp4 for the agent's validation
+        return env
+
+    def outside(self, path):
+        """An in-root path as this script sees it."""
+        return self.root + path if self.root else path
+
+    def binary(self, path):
+        """A host binary as the daemons' side can run it (copied into the work dir)."""
+        if not self.root:
+            return path
+        bindir = os.path.join(self.work, "bin")
+        os.makedirs(bindir, exist_ok=True)
+        dest = os.path.join(bindir, os.path.basename(path))
+        shutil.copy2(path, dest)
+        return dest
+
+    def kea_paths(self):
+        """(control socket, log) as Kea's config names them: in the work dir on the host;
+        in the root, where 2.6.3+/3.0 allow them (/run/kea, /var/log/kea), named after
+        the work dir so parallel runs do not meet."""
+        if not self.root:
+            return os.path.join(self.work, "kea4.sock"), os.path.join(self.work, "kea.log")
+        name = os.path.basename(self.work)
+        return "/run/kea/%s.sock" % name, "/var/log/kea/%s.log" % name
+
+    def mount(self):
+        if not self.root:
+            return
+        inside = self.root + self.work
+        os.makedirs(inside, exist_ok=True)
+        for args, target in ((["--bind", self.work], inside), (["-t", "proc", "proc"], self.root + "/proc"),
+                             (["--rbind", "/dev"], self.root + "/dev"), (["--rbind", "/sys"], self.root + "/sys")):
+            subprocess.run(["mount"] + args + [target], check=True)
+            self.mounts.append(target)
+
+    def unmount(self):
+        """Reverse order; lazily when busy. The namespace is private, so nothing is left
+        on the host either way."""
+        while self.mounts:
+            target = self.mounts.pop()
+            if subprocess.run(["umount", "-R", target], stderr=subprocess.DEVNULL).returncode != 0:
+                subprocess.run(["umount", "-R", "-l", target])
+        if self.root:
+            try:
+                os.rmdir(self.root + self.work)
+            except OSError as e:
+                log("left %s: %s" % (self.root + self.work, e))
+
+    def kea_version(self):
+        out = subprocess.run(self.cmd(["kea-dhcp4", "-V"]), capture_output=True, text=True, env=self.env()).stdout
+        return (out.split() or ["?"])[0]
+
+
+def running_as(proc, name):
+    """Raises unless `proc` is `name` itself (chroot exec'd it; no wrapper in between)."""
+    with open("/proc/%d/comm" % proc.pid) as f:
+        comm = f.read().strip()
+    if comm != name[:15]:
+        raise SystemExit("pid %d is %s, not %s" % (proc.pid, comm, name))
 
 
 class Kea:
     """A kea-dhcp4 in a temp dir, config generated with N subnets/reservations."""
 
-    def __init__(self, work, subnets, reservations, lifetime=3600):
+    def __init__(self, work, place, subnets, reservations, lifetime=3600):
         self.work = work
+        self.place = place
         self.conf = os.path.join(work, "kea-dhcp4.conf")
-        self.sock = os.path.join(work, "kea4.sock")
-        self.log = os.path.join(work, "kea.log")
+        # Kea's config names them as Kea sees them; this script uses them from outside.
+        self.kea_sock, self.kea_log = place.kea_paths()
+        self.sock, self.log = place.outside(self.kea_sock), place.outside(self.kea_log)
         self.log_offset, self.reload_times, self.reload_fails, self.unrecoverable = 0, [], 0, 0
         self.subnets = subnets
         self.reservations = reservations
@@ -59,17 +166,31 @@ class Kea:
         self.write(lifetime, atomic=False)
         old = time.time() - 3600
         os.utime(self.conf, (old, old))
-        env = dict(os.environ, KEA_PIDFILE_DIR=work, KEA_LOCKFILE_DIR=work)
-        self.proc = subprocess.Popen(["kea-dhcp4", "-c", self.conf], cwd=work, env=env,
+        self.start()
+
+    def start(self):
+        """Starts kea-dhcp4 on the current file; returns once it answers version-get."""
+        env = self.place.env(KEA_PIDFILE_DIR=self.work, KEA_LOCKFILE_DIR=self.work)
+        self.proc = subprocess.Popen(self.place.cmd(["kea-dhcp4", "-c", self.conf], self.work), cwd=self.work, env=env,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.time() + 30 + subnets / 500
+        deadline = time.time() + 30 + self.subnets / 500
         while time.time() < deadline:
+            if self.proc.poll() is not None:
+                break
             try:
                 if self.command({"command": "version-get"})["result"] == 0:
+                    running_as(self.proc, "kea-dhcp4")
                     return
-            except OSError:
+            except (OSError, ValueError):
                 time.sleep(0.05)
+        self.stop()
         raise SystemExit("kea-dhcp4 did not start; see " + self.log)
+
+    def restart(self):
+        """A fresh Kea on the current file: Kea's memory grows with each large reload, and
+        the next method should not pay for the previous one's."""
+        self.stop()
+        self.start()
 
     def render_body(self):
         subnets = []
@@ -90,15 +211,15 @@ class Kea:
     def text(self, lifetime, valid=True):
         dhcp4 = {
             "interfaces-config": {"interfaces": []},
-            "control-socket": {"socket-type": "unix", "socket-name": self.sock},
+            "control-socket": {"socket-type": "unix", "socket-name": self.kea_sock},
             "lease-database": {"type": "memfile", "persist": False},
             "valid-lifetime": lifetime,
             "subnet4": self.body,
             # Kea logs one INFO line per subnet on every reload (dhcpsrv): 20,000 lines
             # would rotate the log away under the bench; keep INFO for the rest.
-            "loggers": [{"name": "kea-dhcp4", "output_options": [{"output": self.log, "maxsize": 0}],
+            "loggers": [{"name": "kea-dhcp4", "output_options": [{"output": self.kea_log, "maxsize": 0}],
                          "severity": "INFO"},
-                        {"name": "kea-dhcp4.dhcpsrv", "output_options": [{"output": self.log, "maxsize": 0}],
+                        {"name": "kea-dhcp4.dhcpsrv", "output_options": [{"output": self.kea_log, "maxsize": 0}],
                          "severity": "WARN"}],
         }
         if not valid:
@@ -150,7 +271,8 @@ class Kea:
         for line in data[:end].decode(errors="replace").splitlines():
             m = LOG_RE.match(line)
             if m:
-                self.reload_times.append(datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S.%f").timestamp())
+                stamp = datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S.%f")
+                self.reload_times.append(stamp.replace(tzinfo=timezone.utc).timestamp())
             elif FAIL_RE.search(line):
                 self.reload_fails += 1
             elif UNRECOVERABLE in line:
@@ -161,8 +283,16 @@ class Kea:
         return self.command({"command": "config-get"})["arguments"]["Dhcp4"]["valid-lifetime"]
 
     def stop(self):
-        self.proc.terminate()
-        self.proc.wait(10)
+        stop_process(self.proc)
+
+    def remove_files(self):
+        """The socket and log left outside the work dir (in the root)."""
+        for path in (self.sock, self.sock + ".lock", self.log, self.log + ".lock"):
+            if not path.startswith(self.work + "/"):
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:
+                    pass
 
 
 def wait_reloads(kea, count, timeout):
@@ -296,55 +426,72 @@ def idle(pid, seconds):
     a, switches_a = tree_stats(pid), thread_switches(pid)
     time.sleep(seconds)
     b, switches_b = tree_stats(pid), thread_switches(pid)
-    wakeups = sum(n - switches_a.get(key, 0) for key, n in switches_b.items())
-    return {"cpu_s": b[0] - a[0], "wakeups": wakeups, "rss_kb": b[2], "hwm_kb": b[3],
-            "threads": [len(switches_a), len(switches_b)]}
+    woken = {key: n - switches_a.get(key, 0) for key, n in switches_b.items() if n != switches_a.get(key, 0)}
+    # Which threads woke (by name), to tell a timer from a thread pool winding down.
+    by_name = {}
+    for (p, tid), n in woken.items():
+        try:
+            with open("/proc/%d/task/%s/comm" % (p, tid)) as f:
+                name = f.read().strip()
+        except FileNotFoundError:
+            name = "?"
+        by_name[name] = by_name.get(name, 0) + n
+    return {"cpu_s": b[0] - a[0], "wakeups": sum(woken.values()), "rss_kb": b[2], "hwm_kb": b[3],
+            "threads": [len(switches_a), len(switches_b)], "wakeups_by_thread": by_name}
 
 
-def start_central(binary, work):
+def start_central(binary, work, place):
     """kea-sync-central on SQLite on a free loopback port; returns (process, url)."""
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()
     logf = open(os.path.join(work, "central.log"), "w")
-    p = subprocess.Popen([binary, "serve", "--db", "sqlite://" + os.path.join(work, "central.db"),
-                          "--listen", "127.0.0.1:%d" % port,
-                          "--max-body-bytes", str(256 << 20)], stdout=logf, stderr=logf)
+    p = subprocess.Popen(place.cmd([binary, "serve", "--db", "sqlite://" + os.path.join(work, "central.db"),
+                                    "--listen", "127.0.0.1:%d" % port, "--max-body-bytes", str(256 << 20)]),
+                         stdout=logf, stderr=logf, env=place.env())
     url = "http://127.0.0.1:%d" % port
     deadline = time.time() + 30
     while time.time() < deadline:
         try:
             central_sequence(url)
+            running_as(p, os.path.basename(binary))
             return p, url
         except OSError:
             time.sleep(0.05)
+    stop_process(p)
     raise SystemExit("kea-sync-central did not start; see " + os.path.join(work, "central.log"))
 
 
 class Agent:
     """kea-sync-agent run against the bench's Kea (and central)."""
 
-    def __init__(self, binary, work, kea, settle_ms, central_url=None):
+    def __init__(self, binary, work, place, kea, settle_ms, central_url=None):
         toml = os.path.join(work, "agent.toml")
         with open(toml, "w") as f:
-            # Its own admin socket: never the host's /run/kea-sync-agent.
+            # Its own admin socket: never the host's /run/kea-sync-agent. The periodic
+            # check (default every 60 s) once an hour: the idle window holds none of it.
             f.write('[agent]\nstate_dir = "%s"\nsettle_ms = %d\nadmin_socket = "%s"\n'
+                    'check_interval_s = 3600\n'
                     '[[service]]\nname = "dhcp4"\nconfig_file = "%s"\n'
                     % (os.path.join(work, "state"), settle_ms, os.path.join(work, "admin.sock"), kea.conf))
             if central_url:
                 f.write('[upstream]\nurl = "%s/v1/events"\n' % central_url)
         self.log = os.path.join(work, "agent.log")
         logf = open(self.log, "w")
-        self.proc = subprocess.Popen([binary, "run", "--config", toml], stdout=logf, stderr=logf)
+        # Its `kea-dhcp4 -t` gets the same lock and pid dirs as the bench's validate row.
+        env = place.env(KEA_PIDFILE_DIR=work, KEA_LOCKFILE_DIR=work)
+        self.proc = subprocess.Popen(place.cmd([binary, "run", "--config", toml]), stdout=logf, stderr=logf, env=env)
         self.pid = self.proc.pid
         # Ready: its start-up check is logged.
         deadline = time.time() + 120
-        while time.time() < deadline:
+        while time.time() < deadline and self.proc.poll() is None:
             with open(self.log) as f:
                 if "outcome" in f.read():
+                    running_as(self.proc, os.path.basename(binary))
                     return
             time.sleep(0.05)
+        self.stop()
         raise SystemExit("agent did not start; see " + self.log)
 
     def applied(self):
@@ -360,8 +507,17 @@ class Agent:
             time.sleep(0.01)
 
     def stop(self):
-        self.proc.terminate()
-        self.proc.wait(10)
+        stop_process(self.proc)
+
+
+def stop_process(p):
+    """SIGTERM, then SIGKILL after 10 s: nothing of the bench outlives it."""
+    p.terminate()
+    try:
+        p.wait(10)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
 
 
 def start_naive(kea):
@@ -393,117 +549,157 @@ def main():
     ap.add_argument("--naive", action="store_true")
     ap.add_argument("--storm", action="store_true")
     ap.add_argument("--central", help="kea-sync-central binary: also measure edit to event stored (SQLite)")
+    ap.add_argument("--root", help="a debootstrap root (scripts/kea-roots): run Kea, -t, the agent and the central in it")
     args = ap.parse_args()
+    if args.root and os.environ.get("KEA_BENCH_PRIVATE_MOUNTS") != "1":
+        # Mounts private to this run: none is seen on the host, and none outlives the run
+        # even when it is killed (the namespace ends with its last process).
+        os.environ["KEA_BENCH_PRIVATE_MOUNTS"] = "1"
+        os.execvp("unshare", ["unshare", "--mount", "--propagation", "private", "--",
+                              sys.executable] + sys.argv)
 
     work = tempfile.mkdtemp(prefix="kea-bench-")
-    kea = Kea(work, args.subnets, args.reservations)
-    size = os.path.getsize(kea.conf)
-    results = {"config_bytes": size, "idle_seconds": args.idle}
+    place = Place(os.path.realpath(args.root) if args.root else None, work)
+    kea = None
     try:
-        log("floor: direct config-reload x%d" % args.edits)
-        # What Kea itself holds and spends: its in-memory config as config-get
-        # returns it (the body the agent pushes), its CPU per reload, its peak RSS.
-        results["config_get_bytes"] = len(kea.command_raw({"command": "config-get"}))
-        floor, kea_cpu = [], []
-        for _ in range(args.edits):
-            cpu0 = proc_stats(kea.proc.pid)[0]
-            t0 = time.time()
-            r = kea.command({"command": "config-reload"})
-            floor.append((time.time() - t0) * 1000)
-            kea_cpu.append(proc_stats(kea.proc.pid)[0] - cpu0)
-            assert r["result"] == 0, r
-            if len(floor) == 1:
-                results["kea_rss_after_first_reload_kb"] = proc_stats(kea.proc.pid)[2]
-        results["floor"] = summary(floor)
-        results["kea_cpu_per_reload"] = summary([c * 1000 for c in kea_cpu])
-        results["kea_stats"] = dict(zip(["cpu_s", "switches", "rss_kb", "hwm_kb"], proc_stats(kea.proc.pid)))
-        log("validate: kea-dhcp4 -t x%d" % min(args.edits, 20))
-        val = []
-        env = dict(os.environ, KEA_LOCKFILE_DIR=work, KEA_PIDFILE_DIR=work)
-        for _ in range(min(args.edits, 20)):
-            t0 = time.time()
-            subprocess.run(["kea-dhcp4", "-t", kea.conf], env=env, stdout=subprocess.DEVNULL, check=True)
-            val.append((time.time() - t0) * 1000)
-        results["validate"] = summary(val)
-
-        lifetime = 4000
-        if args.naive:
-            log("naive loop: %d edits" % args.edits)
-            naive = start_naive(kea)
-            ms, _, lifetime, _ = edit_series(kea, args.edits, lifetime)
-            results["naive"] = summary(ms)
-            if args.idle:
-                log("naive loop idle %d s" % args.idle)
-                results["naive_idle"] = idle(naive.pid, args.idle)
-            # What it costs not to validate: a broken file goes straight to Kea.
-            before_fail, before_fatal = kea.reloads()[1], kea.unrecoverable
-            kea.write(lifetime, valid=False)
-            time.sleep(1.5)
-            results["naive_invalid_reloads"] = kea.reloads()[1] - before_fail
-            results["naive_unrecoverable"] = kea.unrecoverable - before_fatal
-            before_ok = len(kea.reloads()[0])
-            kea.write(lifetime)
-            wait_reloads(kea, before_ok + 1, 300)
-            stop_group(naive)
-
-        log("agent: %d edits" % args.edits)
-        central, central_url = start_central(args.central, work) if args.central else (None, None)
-        agent = Agent(args.agent, work, kea, args.settle_ms, central_url)
-        try:
-            time.sleep(0.5)
-            ms, stored, lifetime, cpu = edit_series(kea, args.edits, lifetime, central_url=central_url,
-                                                    agent=agent)
-            results["agent"] = summary(ms)
-            results["agent_cpu_per_apply"] = summary([c * 1000 for c in cpu])
-            if stored:
-                results["agent_to_central"] = summary(stored)
-            before_fail = kea.reloads()[1]
-            before_ok = len(kea.reloads()[0])
-            kea.write(lifetime + 1, valid=False)
-            time.sleep(1.5)
-            results["agent_invalid_reloads"] = kea.reloads()[1] - before_fail + (len(kea.reloads()[0]) - before_ok)
-            lifetime += 2
-            applied = agent.applied()
-            kea.write(lifetime)
-            wait_reloads(kea, before_ok + 1, 300)
-            agent.wait_applied(applied + 1, 300)
-            if args.idle:
-                time.sleep(1)
-                log("agent idle %d s" % args.idle)
-                results["agent_idle"] = idle(agent.pid, args.idle)
-            if args.storm:
-                log("storm: 100 saves/s for 10 s")
-                ok_before, fail_before = len(kea.reloads()[0]), kea.reloads()[1]
-                saves = 0
-                t_end = time.time() + 10
-                while time.time() < t_end:
-                    saves += 1
-                    lifetime += 1
-                    kea.write(lifetime, valid=(saves % 10 != 0))
-                    time.sleep(0.01)
-                if saves % 10 == 0:
-                    lifetime += 1
-                    kea.write(lifetime)
-                deadline = time.time() + 30
-                while time.time() < deadline and kea.lifetime() != lifetime:
-                    time.sleep(0.05)
-                time.sleep(1)
-                results["storm"] = {"saves": saves, "reloads": len(kea.reloads()[0]) - ok_before,
-                                    "failed_reloads": kea.reloads()[1] - fail_before,
-                                    "final_live": kea.lifetime() == lifetime}
-            results["agent_stats_after"] = dict(zip(["cpu_s", "switches", "rss_kb", "hwm_kb"], proc_stats(agent.pid)))
-        finally:
-            agent.stop()
-            if central:
-                central.terminate()
-                central.wait(10)
+        place.mount()
+        agent_bin = place.binary(os.path.realpath(args.agent))
+        central_bin = place.binary(os.path.realpath(args.central)) if args.central else None
+        kea = Kea(work, place, args.subnets, args.reservations)
+        results = {"config_bytes": os.path.getsize(kea.conf), "idle_seconds": args.idle,
+                   "subnets": args.subnets, "reservations": args.reservations,
+                   "kea_version": place.kea_version()}
+        if place.root:
+            results["root"] = place.root
+            results["naive_on_host"] = True
+        measure(args, work, place, kea, agent_bin, central_bin, results)
     finally:
-        kea.stop()
+        if kea:
+            kea.stop()
+            kea.remove_files()
+        place.unmount()
         if os.environ.get("KEEP_BENCH_DIR"):
             log("kept", work)
         else:
             shutil.rmtree(work, ignore_errors=True)
     print(json.dumps(results, indent=2))
+
+
+def measure(args, work, place, kea, agent_bin, central_bin, results):
+    """Every method in turn against `kea`, each on a freshly restarted Kea; fills `results`."""
+    # Kea's own config-get on the fresh Kea: what the agent's push cannot beat. Its
+    # reply is the in-memory config, the body the agent pushes.
+    gets = 3 if args.subnets > 1000 else 5
+    log("config-get x%d" % gets)
+    got = []
+    for _ in range(gets):
+        t0 = time.time()
+        reply = kea.command_raw({"command": "config-get"})
+        got.append((time.time() - t0) * 1000)
+        assert json.loads(reply)["result"] == 0
+    results["config_get"] = summary(got)
+    results["config_get_bytes"] = len(reply)
+
+    log("floor: direct config-reload x%d" % args.edits)
+    # What Kea itself spends: its CPU per reload, its peak RSS.
+    kea.restart()
+    floor, kea_cpu = [], []
+    for _ in range(args.edits):
+        cpu0 = proc_stats(kea.proc.pid)[0]
+        t0 = time.time()
+        r = kea.command({"command": "config-reload"})
+        floor.append((time.time() - t0) * 1000)
+        kea_cpu.append(proc_stats(kea.proc.pid)[0] - cpu0)
+        assert r["result"] == 0, r
+        if len(floor) == 1:
+            results["kea_rss_after_first_reload_kb"] = proc_stats(kea.proc.pid)[2]
+    results["floor"] = summary(floor)
+    results["kea_cpu_per_reload"] = summary([c * 1000 for c in kea_cpu])
+    results["kea_stats"] = dict(zip(["cpu_s", "switches", "rss_kb", "hwm_kb"], proc_stats(kea.proc.pid)))
+    log("validate: kea-dhcp4 -t x%d" % min(args.edits, 20))
+    kea.restart()
+    val = []
+    env = place.env(KEA_LOCKFILE_DIR=work, KEA_PIDFILE_DIR=work)
+    for _ in range(min(args.edits, 20)):
+        t0 = time.time()
+        subprocess.run(place.cmd(["kea-dhcp4", "-t", kea.conf]), env=env, stdout=subprocess.DEVNULL, check=True)
+        val.append((time.time() - t0) * 1000)
+    results["validate"] = summary(val)
+
+    lifetime = 4000
+    if args.naive:
+        log("naive loop: %d edits" % args.edits)
+        kea.restart()
+        naive = start_naive(kea)
+        ms, _, lifetime, _ = edit_series(kea, args.edits, lifetime)
+        results["naive"] = summary(ms)
+        if args.idle:
+            log("naive loop idle %d s" % args.idle)
+            results["naive_idle"] = idle(naive.pid, args.idle)
+        # What it costs not to validate: a broken file goes straight to Kea.
+        before_fail, before_fatal = kea.reloads()[1], kea.unrecoverable
+        kea.write(lifetime, valid=False)
+        time.sleep(1.5)
+        results["naive_invalid_reloads"] = kea.reloads()[1] - before_fail
+        results["naive_unrecoverable"] = kea.unrecoverable - before_fatal
+        before_ok = len(kea.reloads()[0])
+        kea.write(lifetime)
+        wait_reloads(kea, before_ok + 1, 300)
+        stop_group(naive)
+
+    log("agent: %d edits" % args.edits)
+    kea.restart()
+    central, central_url = start_central(central_bin, work, place) if central_bin else (None, None)
+    agent = None
+    try:
+        agent = Agent(agent_bin, work, place, kea, args.settle_ms, central_url)
+        time.sleep(0.5)
+        ms, stored, lifetime, cpu = edit_series(kea, args.edits, lifetime, central_url=central_url,
+                                                agent=agent)
+        results["agent"] = summary(ms)
+        results["agent_cpu_per_apply"] = summary([c * 1000 for c in cpu])
+        if stored:
+            results["agent_to_central"] = summary(stored)
+        before_fail = kea.reloads()[1]
+        before_ok = len(kea.reloads()[0])
+        kea.write(lifetime + 1, valid=False)
+        time.sleep(1.5)
+        results["agent_invalid_reloads"] = kea.reloads()[1] - before_fail + (len(kea.reloads()[0]) - before_ok)
+        lifetime += 2
+        applied = agent.applied()
+        kea.write(lifetime)
+        wait_reloads(kea, before_ok + 1, 300)
+        agent.wait_applied(applied + 1, 300)
+        if args.idle:
+            time.sleep(1)
+            log("agent idle %d s" % args.idle)
+            results["agent_idle"] = idle(agent.pid, args.idle)
+        if args.storm:
+            log("storm: 100 saves/s for 10 s")
+            ok_before, fail_before = len(kea.reloads()[0]), kea.reloads()[1]
+            saves = 0
+            t_end = time.time() + 10
+            while time.time() < t_end:
+                saves += 1
+                lifetime += 1
+                kea.write(lifetime, valid=(saves % 10 != 0))
+                time.sleep(0.01)
+            if saves % 10 == 0:
+                lifetime += 1
+                kea.write(lifetime)
+            deadline = time.time() + 30
+            while time.time() < deadline and kea.lifetime() != lifetime:
+                time.sleep(0.05)
+            time.sleep(1)
+            results["storm"] = {"saves": saves, "reloads": len(kea.reloads()[0]) - ok_before,
+                                "failed_reloads": kea.reloads()[1] - fail_before,
+                                "final_live": kea.lifetime() == lifetime}
+        results["agent_stats_after"] = dict(zip(["cpu_s", "switches", "rss_kb", "hwm_kb"], proc_stats(agent.pid)))
+    finally:
+        if agent:
+            agent.stop()
+        if central:
+            stop_process(central)
 
 
 if __name__ == "__main__":
