@@ -451,27 +451,47 @@ impl ServiceSync {
         }
         let depth = self.depth(read);
         // A reload held for the HA pair was validated before the hold.
-        if !self
+        let validated = self
             .hold
             .as_ref()
-            .is_some_and(|h| h.validated(&read.file, depth))
-        {
-            match self.validate(read, depth).await {
-                Ok(validation) => {
-                    if let Verdict::Invalid(text) = validation.verdict {
-                        self.hold = None;
-                        return Ok(Found::refused(text));
-                    }
+            .is_some_and(|h| h.validated(&read.file, depth));
+        // What the reload needs of Kea (its config kept to roll back to: a config-get of
+        // seconds on a large config) is asked while `kea-dhcp4 -t` runs beside it. Not when
+        // the validation is Kea's own config-test (one Kea, one command at a time) or an HA
+        // gate comes between them (it may wait for the partner).
+        let beside = !validated
+            && self.validator.binary().is_some()
+            && read.facts(self.service).ha.is_empty();
+        let (validation, prepared) = if validated {
+            (None, None)
+        } else if beside {
+            let validation = self.validation(read, depth);
+            let (validation, prepared) =
+                tokio::join!(validation, self.before_reload(&status, fresh_kea));
+            (Some(validation), Some(prepared))
+        } else {
+            (Some(self.validation(read, depth).await), None)
+        };
+        match validation {
+            Some(Ok(validation)) => {
+                if let Verdict::Invalid(text) = validation.verdict {
+                    self.hold = None;
+                    return Ok(Found::refused(text));
                 }
-                Err(ValidateError::ConfigTest { source, .. }) => return Err(source),
-                Err(error) => return Ok(unreachable(format!("cannot validate: {error}"))),
             }
+            Some(Err(ValidateError::ConfigTest { source, .. })) => return Err(source),
+            Some(Err(error)) => return Ok(unreachable(format!("cannot validate: {error}"))),
+            None => {}
         }
         let ha = match self.ha_gate(read, depth).await? {
             ha::HaStep::Go(ha) => ha,
             ha::HaStep::Stop(look) => return Ok(look),
         };
-        self.reload(read, &status, fresh_kea, &ha).await
+        let prepared = match prepared {
+            Some(prepared) => prepared?,
+            None => self.before_reload(&status, fresh_kea).await?,
+        };
+        self.reload(read, prepared, &ha).await
     }
 
     /// The full check's look at Kea when the files are unchanged: a
@@ -704,18 +724,28 @@ impl ServiceSync {
     }
 
     /// The verdict on `read`: the one started while it settled when it was
-    /// for these same files, else a fresh validation.
-    async fn validate(&mut self, read: &Read, depth: Depth) -> Result<Validation, ValidateError> {
-        if let Some(mut speculation) = self.speculation.take()
-            && speculation.file == read.file
-            && speculation.depth == depth
-            && let Ok(verdict) = (&mut speculation.task).await
-        {
-            return verdict;
+    /// for these same files, else a fresh validation. The future borrows
+    /// nothing of the service, so Kea can be asked things meanwhile.
+    fn validation(
+        &mut self,
+        read: &Read,
+        depth: Depth,
+    ) -> impl Future<Output = Result<Validation, ValidateError>> + use<> {
+        let speculation = self
+            .speculation
+            .take()
+            .filter(|s| s.file == read.file && s.depth == depth);
+        let validator = self.validator.clone();
+        let file = self.config_file.clone();
+        let channel = self.channel.clone();
+        async move {
+            if let Some(mut speculation) = speculation
+                && let Ok(verdict) = (&mut speculation.task).await
+            {
+                return verdict;
+            }
+            validator.validate(&file, Some(&channel), depth).await
         }
-        self.validator
-            .validate(&self.config_file, Some(&self.channel), depth)
-            .await
     }
 
     /// How deep to validate these files (`-t` or `-T`); why not `-T` is

@@ -32,6 +32,12 @@ pub(super) struct Runtime {
     pub fresh_kea: bool,
 }
 
+/// What the reload needs to know of Kea, asked before it (beside the validation).
+pub(super) struct Prepared {
+    before: Before,
+    runtime: Option<Runtime>,
+}
+
 /// What was true just before the reload.
 struct Before {
     /// Kea's process.
@@ -60,11 +66,10 @@ impl ServiceSync {
     pub(super) async fn reload(
         &mut self,
         read: &Read,
-        status: &Status,
-        fresh_kea: bool,
+        prepared: Prepared,
         ha: &HaBefore,
     ) -> Result<Look, KeaError> {
-        let (before, runtime) = self.before_reload(status, fresh_kea).await?;
+        let Prepared { before, runtime } = prepared;
         if runtime.is_some() && self.runtime_changes == RuntimeChanges::Keep {
             let text = "Kea runs changes made through its API (config-set, subnet or host commands) \
                 that are in no file, and a reload would drop them: config-write Kea's config first \
@@ -77,6 +82,10 @@ impl ServiceSync {
         if self.read_files().file != read.file {
             tracing::info!(service = %self.service, "config changed during validation; checking again");
             return Ok(Look::Quiet(Next::RecheckAfterSettle));
+        }
+        if runtime.as_ref().is_some_and(|r| r.unsent) {
+            tracing::warn!(service = %self.service,
+                "Kea runs a config that is in no file and not upstream yet; sending it before the reload drops it");
         }
         let interfaces_after = read.facts(self.service).interfaces.clone();
         let started = Instant::now();
@@ -151,11 +160,11 @@ impl ServiceSync {
     /// not kept it yet, and returned when it is not what Kea last loaded from
     /// the files (runtime changes), so it goes upstream before the reload
     /// drops it. Also Kea's DHCP sockets.
-    async fn before_reload(
+    pub(super) async fn before_reload(
         &mut self,
         status: &Status,
         fresh_kea: bool,
-    ) -> Result<(Before, Option<Runtime>), KeaError> {
+    ) -> Result<Prepared, KeaError> {
         let (live_hash, mut live) = match self.config_hash().await? {
             ConfigHash::Hash(hash) => (hash, None),
             ConfigHash::Unsupported => {
@@ -199,18 +208,14 @@ impl ServiceSync {
             unsent,
             fresh_kea,
         });
-        if unsent {
-            tracing::warn!(service = %self.service,
-                "Kea runs a config that is in no file and not upstream yet; sending it before the reload drops it");
-        }
-        Ok((
-            Before {
+        Ok(Prepared {
+            before: Before {
                 pid: status.pid,
                 sockets,
                 rollback,
             },
             runtime,
-        ))
+        })
     }
 
     /// Step 8 for a reload Kea answered with success.
