@@ -184,15 +184,8 @@ impl ServiceSync {
         }
         let mut rollback = kept;
         if let Some(live) = live.as_ref().filter(|_| !kept) {
-            match self.store.keep_last_good(self.service, &live.config) {
-                Ok(()) => {
-                    let bound = ConfigFacts::of(live.config.get(), self.service).interfaces;
-                    self.state = self.state.after(Fact::LastGoodKept {
-                        hash: &live.hash,
-                        interfaces: &bound,
-                    });
-                    rollback = true;
-                }
+            match self.keep_last_good(live) {
+                Ok(()) => rollback = true,
                 Err(error) => tracing::error!(service = %self.service,
                     "{error}; a reload that fails cannot be rolled back"),
             }
@@ -216,6 +209,17 @@ impl ServiceSync {
             },
             runtime,
         })
+    }
+
+    /// Keeps `live` as the config to roll back to.
+    fn keep_last_good(&mut self, live: &Live) -> Result<(), crate::agent::state::StateError> {
+        self.store.keep_last_good(self.service, &live.config)?;
+        let bound = ConfigFacts::of(live.config.get(), self.service).interfaces;
+        self.state = self.state.after(Fact::LastGoodKept {
+            hash: &live.hash,
+            interfaces: &bound,
+        });
+        Ok(())
     }
 
     /// Step 8 for a reload Kea answered with success.
@@ -256,6 +260,12 @@ impl ServiceSync {
             return Ok(Verified::NotServing(why));
         }
         let live = self.live().await?;
+        // What Kea applied and serves is the next reload's way back: kept now, after the
+        // edit is live, so that reload need not fetch it first (Kea 2.4+ compares hashes).
+        if let Err(error) = self.keep_last_good(&live) {
+            tracing::warn!(service = %self.service,
+                "{error}; the next reload fetches Kea's config again to roll back to");
+        }
         Ok(Verified::Done(Found {
             serving: serving.known(),
             ..Found::new(Outcome::Applied, "config-reload: configuration live").with_live(live)
