@@ -329,7 +329,7 @@ def edit_series(kea, edits, start_lifetime, gap=0.25, central_url=None, agent=No
     returns edit-to-live ms, edit-to-central ms, the last lifetime and, with `agent`
     (an Agent), its CPU seconds per apply. The next edit waits until the agent has
     logged its outcome, so one apply's verification never delays the next edit."""
-    live, stored, cpu = [], [], []
+    live, stored, cpu, t0s = [], [], [], []
     lifetime = start_lifetime
     for _ in range(edits):
         lifetime += 1
@@ -338,6 +338,7 @@ def edit_series(kea, edits, start_lifetime, gap=0.25, central_url=None, agent=No
         applied = agent.applied() if agent else 0
         cpu0 = proc_stats(agent.pid)[0] if agent else 0
         t0 = kea.write(lifetime)
+        t0s.append(t0)
         times = wait_reloads(kea, before + 1, 300)
         live.append((times[before] - t0) * 1000)
         if agent:
@@ -352,7 +353,62 @@ def edit_series(kea, edits, start_lifetime, gap=0.25, central_url=None, agent=No
         if agent:
             cpu.append(proc_stats(agent.pid)[0] - cpu0)
         time.sleep(gap)
+    edit_series.t0s = t0s
     return live, stored, lifetime, cpu
+
+
+COMMAND_RE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) .*COMMAND_RECEIVED Received command '([\w-]+)'")
+AGENT_APPLIED_RE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+)Z .*outcome=Applied")
+
+
+def kea_stamp(text):
+    return datetime.strptime(text, "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=timezone.utc).timestamp()
+
+
+def stages(kea_log, agent_log, t0s, stored_ms):
+    """Where each agent edit's time went, from Kea's log (the commands it received, with ms
+    stamps) and the agent's (its Applied line): p50 ms of each stage, and how many edits had
+    Kea fetch its config before the reload."""
+    commands, successes, applied = [], [], []
+    with open(kea_log, errors="replace") as f:
+        for line in f:
+            m = COMMAND_RE.match(line)
+            if m:
+                commands.append((kea_stamp(m.group(1)), m.group(2)))
+            m = LOG_RE.match(line)
+            if m:
+                successes.append(kea_stamp(m.group(1)))
+    with open(agent_log, errors="replace") as f:
+        for line in f:
+            m = AGENT_APPLIED_RE.match(line)
+            if m:
+                applied.append(datetime.strptime(m.group(1)[:26], "%Y-%m-%dT%H:%M:%S.%f")
+                               .replace(tzinfo=timezone.utc).timestamp())
+    first_after = lambda times, t: next((x for x in times if x >= t), None)
+    rows = {"seen_read_first_question": [], "validate_and_keep_last_good": [], "kea_reload": [],
+            "fetch_config_and_queue": [], "gzip_post_store": []}
+    fetched_before = 0
+    for i, t0 in enumerate(t0s):
+        first = first_after([t for t, _ in commands], t0)
+        reload = first_after([t for t, name in commands if name == "config-reload"], t0)
+        if first is None or reload is None:
+            continue
+        ok = first_after(successes, reload)
+        done = first_after(applied, ok) if ok else None
+        if ok is None or done is None:
+            continue
+        fetched_before += any(name == "config-get" and first <= t < reload for t, name in commands)
+        # Kea's stamps are ms, the writer's µs: a stage never shows below 0.
+        rows["seen_read_first_question"].append(max(0.0, first - t0) * 1000)
+        rows["validate_and_keep_last_good"].append((reload - first) * 1000)
+        rows["kea_reload"].append((ok - reload) * 1000)
+        rows["fetch_config_and_queue"].append(max(0.0, done - ok) * 1000)
+        if i < len(stored_ms):
+            rows["gzip_post_store"].append(max(0.0, t0 + stored_ms[i] / 1000 - done) * 1000)
+    out = {name: pct(values, 50) for name, values in rows.items() if values}
+    out["edits"] = len(rows["kea_reload"])
+    out["config_get_before_reload"] = fetched_before
+    return out
 
 
 def proc_stats(pid):
@@ -657,6 +713,7 @@ def measure(args, work, place, kea, agent_bin, central_bin, results):
         ms, stored, lifetime, cpu = edit_series(kea, args.edits, lifetime, central_url=central_url,
                                                 agent=agent)
         results["agent"] = summary(ms)
+        results["agent_stages"] = stages(kea.log, agent.log, edit_series.t0s, stored)
         results["agent_cpu_per_apply"] = summary([c * 1000 for c in cpu])
         if stored:
             results["agent_to_central"] = summary(stored)

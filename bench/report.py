@@ -134,6 +134,31 @@ def large_targets(r, where=""):
     return out
 
 
+STAGES = [
+    ("seen_read_first_question", "edit seen, files read and expanded, first question to Kea (status-get)"),
+    ("validate_and_keep_last_good", "`kea-dhcp4 -t` beside the config kept to roll back to (config-get when Kea has no hash or the kept one is stale)"),
+    ("kea_reload", "Kea's `config-reload` (its success logged)"),
+    ("fetch_config_and_queue", "verification (status-get, sockets), config-get of the applied config, last good and outbox written"),
+    ("gzip_post_store", "gzip, POST, the central parses and stores"),
+]
+
+
+def stages_table(r):
+    """Where an agent edit's time goes, stage by stage (p50 of each), from Kea's and the
+    agent's logs of the same run."""
+    st = r.get("agent_stages")
+    if not st or not st.get("edits"):
+        return []
+    out = ["| stage (from Kea's and the agent's logs) | p50 ms |", "|---|---|"]
+    for key, name in STAGES:
+        if key in st:
+            out.append("| %s | %.0f |" % (name, st[key]))
+    out += ["", "Over %d edits; %d of them had Kea fetch its config before the reload (config-get, "
+            "beside `-t`). Each stage's p50 is taken alone, so they need not add up to the total's."
+            % (st["edits"], st.get("config_get_before_reload", 0))]
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--command", required=True)
@@ -246,6 +271,8 @@ def main():
         if kcpu:
             out.append("| kea-dhcp4, CPU ms per `config-reload` | %.0f | %.0f | %.1f |" % (kcpu["p50"], kcpu["p95"], mib(k.get("hwm_kb", 0))))
         out.append("| kea-dhcp4, `config-reload` round trip ms (the floor) | %.0f | %.0f | |" % (large["floor"]["p50"], large["floor"]["p95"]))
+        if large.get("agent_stages"):
+            out += ["", "Where an edit's time goes, %s, same run:" % kea_label(large), ""] + stages_table(large)
         if gb and st:
             out += ["", "Agent peak RSS / config-get reply (%.1f MiB) = %.2f; Kea's peak RSS / agent's = %.1f. "
                     "After the run the agent holds %.1f MiB."
@@ -276,6 +303,8 @@ def main():
             if extra:
                 text = "; ".join(extra)
                 out += ["", text[0].upper() + text[1:] + "."]
+            if r.get("subnets", 0) > LARGE_SUBNETS and r.get("agent_stages"):
+                out += ["", "Where an edit's time goes:", ""] + stages_table(r)
             out.append("")
     print("\n".join(out))
 

@@ -8,6 +8,7 @@ pub mod durable;
 pub mod event;
 pub mod http_client;
 pub mod kea;
+pub mod memory;
 pub mod metrics;
 pub mod shutdown;
 pub mod upstream;

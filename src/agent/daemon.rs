@@ -393,6 +393,7 @@ impl Daemon {
             }
         }
         self.watch_current_files();
+        crate::memory::give_back();
         let status = self.status_line();
         if self.ready {
             self.notifier.status(&status);

@@ -88,6 +88,8 @@ impl Pusher {
         while !shutdown.is_requested() {
             let heads = self.outbox.heads();
             if heads.is_empty() {
+                // Everything delivered: the bodies sent are freed, give them back.
+                crate::memory::give_back();
                 tokio::select! {
                     () = self.outbox.queued() => continue,
                     () = shutdown.requested() => break,
