@@ -1,9 +1,11 @@
 //! The canonical JSON of a config (object keys sorted, no whitespace) and its
 //! SHA-256: the content hash that config bodies are stored under, once each.
-//! Configs reach 50 MB, so the text is canonicalised through a borrowed tree
-//! (`Node`: strings point into the input) rather than a `serde_json::Value`.
+//! Configs reach 50 MB. Kea writes every object's keys sorted, so a config-get
+//! reply is canonicalised in one pass that writes as it parses; text with keys
+//! out of order goes through a borrowed tree (`Node`: strings point into the
+//! input) rather than a `serde_json::Value`.
 
-use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, Deserialize, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Number, Value};
 use std::borrow::Cow;
 use std::fmt;
@@ -20,6 +22,9 @@ pub struct CanonicalConfig {
 impl CanonicalConfig {
     /// Canonicalises a config given as JSON text.
     pub fn of_json(text: &str) -> Result<CanonicalConfig, serde_json::Error> {
+        if let Some(written) = in_key_order(text) {
+            return Ok(CanonicalConfig::from_written(written));
+        }
         let node: Node<'_> = serde_json::from_str(text)?;
         Ok(CanonicalConfig::from_node(&node))
     }
@@ -32,6 +37,10 @@ impl CanonicalConfig {
     fn from_node(node: &Node<'_>) -> CanonicalConfig {
         let mut out = Vec::new();
         write_canonical(node, &mut out);
+        CanonicalConfig::from_written(out)
+    }
+
+    fn from_written(out: Vec<u8>) -> CanonicalConfig {
         // Only valid UTF-8 is ever written (JSON text, escaped strings, numbers).
         let json = String::from_utf8(out)
             .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
@@ -111,6 +120,112 @@ fn write_canonical(node: &Node<'_>, out: &mut Vec<u8>) {
             }
             out.push(b'}');
         }
+    }
+}
+
+/// `text` in canonical form, written in one pass, when every object's keys
+/// come in strictly rising byte order (as Kea writes them). None when one
+/// does not (or repeats), and on a syntax error: the tree path then sorts,
+/// or says what is wrong.
+fn in_key_order(text: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    Emit { out: &mut out }.deserialize(&mut deserializer).ok()?;
+    deserializer.end().ok()?;
+    Some(out)
+}
+
+/// Writes the value it is fed in canonical form as it is parsed; fails on
+/// an object whose keys are not in rising order.
+struct Emit<'o> {
+    out: &'o mut Vec<u8>,
+}
+
+impl<'de> DeserializeSeed<'de> for Emit<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Emit<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    // Each scalar is written as `write_canonical` writes its `Node`.
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        write_canonical(&Node::Null, self.out);
+        Ok(())
+    }
+
+    fn visit_bool<E: de::Error>(self, b: bool) -> Result<(), E> {
+        write_canonical(&Node::Bool(b), self.out);
+        Ok(())
+    }
+
+    fn visit_i64<E: de::Error>(self, n: i64) -> Result<(), E> {
+        write_canonical(&Node::Number(n.into()), self.out);
+        Ok(())
+    }
+
+    fn visit_u64<E: de::Error>(self, n: u64) -> Result<(), E> {
+        write_canonical(&Node::Number(n.into()), self.out);
+        Ok(())
+    }
+
+    fn visit_f64<E: de::Error>(self, n: f64) -> Result<(), E> {
+        let node = NodeVisitor.visit_f64::<E>(n)?;
+        write_canonical(&node, self.out);
+        Ok(())
+    }
+
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<(), E> {
+        write_string(s, self.out);
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let out = self.out;
+        out.push(b'[');
+        let mut first = true;
+        loop {
+            if !first {
+                out.push(b',');
+            }
+            if seq.next_element_seed(Emit { out: &mut *out })?.is_none() {
+                if !first {
+                    out.pop(); // The comma written for an element that did not come.
+                }
+                break;
+            }
+            first = false;
+        }
+        out.push(b']');
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let out = self.out;
+        out.push(b'{');
+        let mut last: Option<Cow<'de, str>> = None;
+        while let Some(Key(key)) = map.next_key()? {
+            if let Some(last) = &last {
+                if key <= *last {
+                    return Err(de::Error::custom("object keys not in rising order"));
+                }
+                out.push(b',');
+            }
+            write_string(&key, out);
+            out.push(b':');
+            map.next_value_seed(Emit { out: &mut *out })?;
+            last = Some(key);
+        }
+        out.push(b'}');
+        Ok(())
     }
 }
 
@@ -253,6 +368,40 @@ mod tests {
             r#"{"":{},"k":2,"k2":"v","é":[]}"#
         );
         assert!(CanonicalConfig::of_json("{\"a\":").is_err());
+    }
+
+    #[test]
+    fn one_pass_and_tree_write_the_same() {
+        let in_order = [
+            r#"{"a":[1,-2,3.5,1e300,0.1,18446744073709551615,-9223372036854775808,[],{}],"b":"\u0041\n\u00e9\"","c":{"x":false,"y":true,"z":null}}"#,
+            "{ \"Dhcp4\": { \"subnet4\": [ { \"id\": 1, \"subnet\": \"192.0.2.0/24\" } ], \"valid-lifetime\": 4000 } }",
+            r#"[{"":{},"a":[[]],"é":"x"}]"#,
+            "7",
+            r#""s""#,
+        ];
+        for text in in_order {
+            let node: Node<'_> = serde_json::from_str(text).expect("should succeed");
+            let mut tree = Vec::new();
+            write_canonical(&node, &mut tree);
+            assert_eq!(in_key_order(text), Some(tree), "{text}");
+        }
+        // Sorted by the tree instead: keys out of order, repeated, or escaped out of order.
+        for text in [
+            r#"{"b":1,"a":2}"#,
+            r#"{"a":{"y":1,"x":2}}"#,
+            r#"{"k":1,"k":2}"#,
+            r#"{"\u0062":1,"a":2}"#,
+        ] {
+            assert_eq!(in_key_order(text), None, "{text}");
+            let value: Value = serde_json::from_str(text).expect("should succeed");
+            assert_eq!(
+                CanonicalConfig::of_json(text).expect("should succeed"),
+                CanonicalConfig::of(&value),
+                "{text}"
+            );
+        }
+        assert_eq!(in_key_order(r#"{"a":1} x"#), None);
+        assert!(CanonicalConfig::of_json(r#"{"a":1} x"#).is_err());
     }
 
     #[test]
