@@ -255,6 +255,14 @@ impl Setup {
         assert_eq!(applied["serving"], json!(true), "{applied}");
         assert_eq!(self.lifetime(), Some(lifetime));
         assert!(self.serving(), "Kea serves after the good edit");
+        // Kept as the next reload's way back (written once the event is queued).
+        let last_good = self.agent.state_dir().join("dhcp4.last-good.json");
+        self.wait("the applied config kept as the last good one", |_| {
+            std::fs::read(&last_good)
+                .ok()
+                .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+                .is_some_and(|kept| kept["Dhcp4"]["valid-lifetime"] == json!(lifetime))
+        });
     }
 }
 
@@ -451,6 +459,14 @@ fn kea_3_0_basic_validation_rolls_back_what_the_reload_fails_on() {
         "One or more hook libraries failed to load",
     );
     s.expect_good_edit(4100, 1);
+    // The next failure rolls back to the config kept after that apply.
+    s.expect_refused(
+        Variant::UnreachableLeaseDatabase,
+        3,
+        true,
+        "Unable to open database",
+    );
+    assert_eq!(s.lifetime(), Some(4100), "rolled back to the applied edit");
 }
 
 // ---------------------------------------------------------------------------------------

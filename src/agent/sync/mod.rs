@@ -32,7 +32,7 @@ mod reload;
 
 use super::config::{HaSettings, RuntimeChanges, ServiceConfig};
 use super::decide::{self, FileRead, FirstStep};
-use super::state::{Fact, ServiceState, StateStore};
+use super::state::{Fact, ServiceState, StateError, StateStore};
 use crate::digest::sha256_hex;
 use crate::event::wire::Ha;
 use crate::event::{Outcome, SyncEvent};
@@ -128,6 +128,16 @@ struct Found {
     /// Kea stopped answering: look again with backoff, so a restarted Kea is
     /// met as soon as it is back.
     kea_gone: bool,
+    /// Kea applied and serves `live`: the next reload's way back, kept once
+    /// its event is queued, so the push does not wait for that write.
+    last_good: Option<LastGood>,
+}
+
+/// The config Kea applied and serves, to keep as the last good one.
+struct LastGood {
+    hash: String,
+    /// The interfaces it binds (the applied files say them).
+    interfaces: Vec<String>,
 }
 
 impl Found {
@@ -144,6 +154,7 @@ impl Found {
             ha: Vec::new(),
             warnings: Vec::new(),
             kea_gone: false,
+            last_good: None,
         }
     }
 
@@ -392,7 +403,55 @@ impl ServiceSync {
                     next: Next::Idle,
                 }
             }
-            Look::Found(found) => self.record(&read, found, detected_at),
+            Look::Found(mut found) => {
+                let last_good = found.last_good.take();
+                let (checked, queued) = self.record(&read, found, detected_at);
+                if let Some(last_good) = last_good {
+                    self.keep_applied(last_good, queued, &checked).await;
+                }
+                checked
+            }
+        }
+    }
+
+    /// Keeps what Kea applied and serves as the next reload's way back: the
+    /// config the outbox has queued, written on a blocking thread while the
+    /// pusher sends it; or, with no outbox, the event's own. An event held
+    /// for the outbox keeps its config: the next reload fetches Kea's again.
+    async fn keep_applied(
+        &mut self,
+        last_good: LastGood,
+        queued: Option<Box<RawValue>>,
+        checked: &Checked,
+    ) {
+        let kept = match queued {
+            Some(config) => {
+                let (store, service) = (self.store.clone(), self.service);
+                let path = store.last_good_path(service);
+                tokio::task::spawn_blocking(move || store.keep_last_good(service, &config))
+                    .await
+                    .unwrap_or_else(|error| {
+                        Err(StateError::Write {
+                            path,
+                            source: std::io::Error::other(error),
+                        })
+                    })
+            }
+            None => match checked.events.last().and_then(|e| e.config.as_deref()) {
+                Some(config) => self.store.keep_last_good(self.service, config),
+                None => return,
+            },
+        };
+        match kept {
+            Ok(()) => {
+                self.state = self.state.after(Fact::LastGoodKept {
+                    hash: &last_good.hash,
+                    interfaces: &last_good.interfaces,
+                });
+                self.save();
+            }
+            Err(error) => tracing::warn!(service = %self.service,
+                "{error}; the next reload fetches Kea's config again to roll back to"),
         }
     }
 
@@ -541,7 +600,13 @@ impl ServiceSync {
     /// Step 9: the one state transition, the events, their log lines and
     /// their way into the outbox, in that order of durability: the outbox
     /// first, then the state.
-    fn record(&mut self, read: &Read, found: Found, detected_at: SystemTime) -> Checked {
+    /// Also returns the last event's config once the outbox has queued it.
+    fn record(
+        &mut self,
+        read: &Read,
+        found: Found,
+        detected_at: SystemTime,
+    ) -> (Checked, Option<Box<RawValue>>) {
         let Found {
             outcome,
             text,
@@ -554,6 +619,7 @@ impl ServiceSync {
             ha,
             warnings,
             kea_gone,
+            last_good: _,
         } = found;
         let mut events = Vec::new();
         if let Some(runtime) = runtime {
@@ -622,8 +688,9 @@ impl ServiceSync {
                 _ => {}
             }
         }
+        let mut queued = None;
         for event in &mut events {
-            self.report(event);
+            queued = self.report(event);
         }
         self.save();
         let next = match outcome {
@@ -631,36 +698,33 @@ impl ServiceSync {
             _ if kea_gone => Next::Retry,
             _ => Next::Idle,
         };
-        Checked { events, next }
+        (Checked { events, next }, queued)
     }
 
     /// Logs one event (in the daemon; an unreachable Kea once per cause) and
     /// queues it upstream, or holds it when the outbox cannot take it. Its
-    /// config leaves the event either way.
-    fn report(&mut self, event: &mut SyncEvent) {
-        self.queue(event);
+    /// config leaves the event either way (returned once queued).
+    fn report(&mut self, event: &mut SyncEvent) -> Option<Box<RawValue>> {
+        let queued = self.queue(event);
         if self.mode == Mode::Daemon {
             self.log(event);
         }
+        queued
     }
 
-    /// Queues the event upstream (its id is the outbox's from then on), or
-    /// holds it when the outbox cannot take it.
-    fn queue(&mut self, event: &mut SyncEvent) {
-        if event.kind().is_none() {
-            return;
-        }
-        let Some(outbox) = self.outbox.clone() else {
-            return;
-        };
+    /// Queues the event upstream (its id is the outbox's from then on) and
+    /// returns the config it no longer carries, or holds it when the outbox
+    /// cannot take it.
+    fn queue(&mut self, event: &mut SyncEvent) -> Option<Box<RawValue>> {
+        event.kind()?; // An outcome that stays local.
+        let outbox = self.outbox.clone()?;
         // Order per service: nothing overtakes what is held.
         if self.held.is_empty() {
             match outbox.queue(event) {
                 Ok(entry) => {
                     event.id = entry.map(|entry| entry.id);
                     self.config_queued(event);
-                    event.config = None;
-                    return;
+                    return event.config.take();
                 }
                 Err(error) => {
                     tracing::error!(service = %self.service, outcome = ?event.outcome,
@@ -672,6 +736,7 @@ impl ServiceSync {
             config: event.config.take(),
             ..event.without_config()
         });
+        None
     }
 
     /// Queues what was held back, oldest first, while the outbox takes it.

@@ -8,7 +8,7 @@
 
 use super::files::{ConfigFacts, Read};
 use super::ha::HaBefore;
-use super::{Found, Live, Look, Next, ServiceSync, seconds};
+use super::{Found, LastGood, Live, Look, Next, ServiceSync, seconds};
 use crate::agent::config::RuntimeChanges;
 use crate::agent::decide::{self, Serving};
 use crate::agent::state::Fact;
@@ -260,14 +260,15 @@ impl ServiceSync {
             return Ok(Verified::NotServing(why));
         }
         let live = self.live().await?;
-        // What Kea applied and serves is the next reload's way back: kept now, after the
-        // edit is live, so that reload need not fetch it first (Kea 2.4+ compares hashes).
-        if let Err(error) = self.keep_last_good(&live) {
-            tracing::warn!(service = %self.service,
-                "{error}; the next reload fetches Kea's config again to roll back to");
-        }
+        // What Kea applied and serves is the next reload's way back, so that reload need not
+        // fetch it first (Kea 2.4+ compares hashes): kept once it is queued upstream.
+        let last_good = LastGood {
+            hash: live.hash.clone(),
+            interfaces: interfaces_after.to_vec(),
+        };
         Ok(Verified::Done(Found {
             serving: serving.known(),
+            last_good: Some(last_good),
             ..Found::new(Outcome::Applied, "config-reload: configuration live").with_live(live)
         }))
     }
