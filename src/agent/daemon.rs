@@ -319,6 +319,7 @@ impl Daemon {
     async fn run_due_checks(&mut self, shutdown: &mut Shutdown) -> bool {
         let now = Instant::now();
         let mut keep_running = true;
+        let mut checked_any = false;
         let settle = self.config.agent.settle;
         for slot in &mut self.slots {
             if slot.held_due.is_some_and(|due| due <= now) {
@@ -329,6 +330,7 @@ impl Daemon {
                 continue;
             }
             slot.due = None;
+            checked_any = true;
             let detected_at = slot.detected_at.take().unwrap_or_else(SystemTime::now);
             let service = slot.sync.service;
             let trigger = if std::mem::take(&mut slot.full) {
@@ -393,7 +395,10 @@ impl Daemon {
             }
         }
         self.watch_current_files();
-        crate::memory::give_back();
+        if checked_any {
+            // What the checks freed (Kea's replies, the configs kept) goes back to the system.
+            crate::memory::give_back();
+        }
         let status = self.status_line();
         if self.ready {
             self.notifier.status(&status);
