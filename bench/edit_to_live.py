@@ -334,6 +334,10 @@ def edit_series(kea, edits, start_lifetime, gap=0.25, central_url=None, agent=No
     for _ in range(edits):
         lifetime += 1
         before = len(kea.reloads()[0])
+        if agent and central_url:
+            # The central's newest sequence is this edit's baseline only once everything
+            # queued before (the start-up snapshot) is stored.
+            agent.wait_delivered(300)
         seq = central_sequence(central_url) if central_url else 0
         applied = agent.applied() if agent else 0
         cpu0 = proc_stats(agent.pid)[0] if agent else 0
@@ -386,7 +390,7 @@ def stages(kea_log, agent_log, t0s, stored_ms):
                                .replace(tzinfo=timezone.utc).timestamp())
     first_after = lambda times, t: next((x for x in times if x >= t), None)
     rows = {"seen_read_first_question": [], "validate_and_keep_last_good": [], "kea_reload": [],
-            "fetch_config_and_queue": [], "gzip_post_store": []}
+            "verify_serving": [], "fetch_config_and_queue": [], "gzip_post_store": []}
     fetched_before = 0
     for i, t0 in enumerate(t0s):
         first = first_after([t for t, _ in commands], t0)
@@ -402,7 +406,10 @@ def stages(kea_log, agent_log, t0s, stored_ms):
         rows["seen_read_first_question"].append(max(0.0, first - t0) * 1000)
         rows["validate_and_keep_last_good"].append((reload - first) * 1000)
         rows["kea_reload"].append((ok - reload) * 1000)
-        rows["fetch_config_and_queue"].append(max(0.0, done - ok) * 1000)
+        fetch = first_after([t for t, name in commands if name == "config-get"], ok)
+        if fetch is not None and fetch <= done:
+            rows["verify_serving"].append((fetch - ok) * 1000)
+            rows["fetch_config_and_queue"].append(max(0.0, done - fetch) * 1000)
         if i < len(stored_ms):
             rows["gzip_post_store"].append(max(0.0, t0 + stored_ms[i] / 1000 - done) * 1000)
     out = {name: pct(values, 50) for name, values in rows.items() if values}
@@ -550,6 +557,15 @@ class Agent:
         self.stop()
         raise SystemExit("agent did not start; see " + self.log)
 
+    def wait_delivered(self, timeout):
+        """Waits until the agent's outbox is empty: everything it queued is stored."""
+        outbox = os.path.join(os.path.dirname(self.log), "state", "outbox")
+        deadline = time.time() + timeout
+        while os.path.isdir(outbox) and os.listdir(outbox):
+            if time.time() > deadline:
+                raise SystemExit("the agent's outbox %s did not empty; see %s" % (outbox, self.log))
+            time.sleep(0.01)
+
     def applied(self):
         """How many applies the agent has logged."""
         with open(self.log) as f:
@@ -656,10 +672,12 @@ def measure(args, work, place, kea, agent_bin, central_bin, results):
     results["config_get"] = summary(got)
     results["config_get_bytes"] = len(reply)
 
-    log("floor: direct config-reload x%d" % args.edits)
-    # What Kea itself spends: its CPU per reload, its peak RSS.
+    log("floor: direct config-reload x%d, each followed by a config-get" % args.edits)
+    # What Kea itself spends: its CPU per reload, its peak RSS. And its config-get right
+    # after a reload: the one the agent makes to verify and push, met in the same state
+    # (a Kea that has just reloaded answers it slower than a fresh one).
     kea.restart()
-    floor, kea_cpu = [], []
+    floor, kea_cpu, got_after = [], [], []
     for _ in range(args.edits):
         cpu0 = proc_stats(kea.proc.pid)[0]
         t0 = time.time()
@@ -669,7 +687,12 @@ def measure(args, work, place, kea, agent_bin, central_bin, results):
         assert r["result"] == 0, r
         if len(floor) == 1:
             results["kea_rss_after_first_reload_kb"] = proc_stats(kea.proc.pid)[2]
+        t0 = time.time()
+        reply = kea.command_raw({"command": "config-get"})
+        got_after.append((time.time() - t0) * 1000)
+        assert json.loads(reply)["result"] == 0
     results["floor"] = summary(floor)
+    results["config_get_after_reload"] = summary(got_after)
     results["kea_cpu_per_reload"] = summary([c * 1000 for c in kea_cpu])
     results["kea_stats"] = dict(zip(["cpu_s", "switches", "rss_kb", "hwm_kb"], proc_stats(kea.proc.pid)))
     log("validate: kea-dhcp4 -t x%d" % min(args.edits, 20))
@@ -751,6 +774,9 @@ def measure(args, work, place, kea, agent_bin, central_bin, results):
             results["storm"] = {"saves": saves, "reloads": len(kea.reloads()[0]) - ok_before,
                                 "failed_reloads": kea.reloads()[1] - fail_before,
                                 "final_live": kea.lifetime() == lifetime}
+        if central_url:
+            agent.wait_delivered(300)
+        time.sleep(1)  # The agent's own writes after the push (its last good copy) end too.
         results["agent_stats_after"] = dict(zip(["cpu_s", "switches", "rss_kb", "hwm_kb"], proc_stats(agent.pid)))
     finally:
         if agent:
