@@ -147,6 +147,12 @@ fn soak_random_edits_and_central_outages_end_with_the_invariant() {
         };
         sleep(pause);
         if counts.edits % 10 == 0 {
+            // A reload in flight closes and reopens Kea's sockets within milliseconds: lost
+            // means not back within a second.
+            let deadline = Instant::now() + Duration::from_secs(1);
+            while !rig.serving() && Instant::now() < deadline {
+                sleep(Duration::from_millis(10));
+            }
             assert!(
                 rig.serving(),
                 "after {} edits Kea (pid {}) no longer holds 127.0.0.1:{}/udp\n{}",
