@@ -444,15 +444,18 @@ impl ServiceSync {
         };
         match kept {
             Ok(()) => {
-                self.state = self.state.after(Fact::LastGoodKept {
-                    hash: &last_good.hash,
-                    interfaces: &last_good.interfaces,
-                });
+                self.last_good_kept(&last_good.hash, &last_good.interfaces);
                 self.save();
             }
             Err(error) => tracing::warn!(service = %self.service,
                 "{error}; the next reload fetches Kea's config again to roll back to"),
         }
+    }
+
+    /// Notes that the config with `hash`, binding `interfaces`, is durable as
+    /// the one to roll back to (the store wrote it).
+    fn last_good_kept(&mut self, hash: &str, interfaces: &[String]) {
+        self.state = self.state.after(Fact::LastGoodKept { hash, interfaces });
     }
 
     /// Steps 2-8: what the files and Kea say.

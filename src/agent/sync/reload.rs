@@ -11,7 +11,6 @@ use super::ha::HaBefore;
 use super::{Found, LastGood, Live, Look, Next, ServiceSync, seconds};
 use crate::agent::config::RuntimeChanges;
 use crate::agent::decide::{self, Serving};
-use crate::agent::state::Fact;
 use crate::event::Outcome;
 use crate::kea::sockets::{Bound, dhcp_sockets};
 use crate::kea::{ConfigHash, KeaError, Status};
@@ -215,10 +214,7 @@ impl ServiceSync {
     fn keep_last_good(&mut self, live: &Live) -> Result<(), crate::agent::state::StateError> {
         self.store.keep_last_good(self.service, &live.config)?;
         let bound = ConfigFacts::of(live.config.get(), self.service).interfaces;
-        self.state = self.state.after(Fact::LastGoodKept {
-            hash: &live.hash,
-            interfaces: &bound,
-        });
+        self.last_good_kept(&live.hash, &bound);
         Ok(())
     }
 
