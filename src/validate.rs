@@ -81,7 +81,30 @@ const SAFE_TO_LOAD: [&str; 15] = [
     "libdhcp_ddns_tuning.so",
 ];
 
-/// What of a config decides whether `-T` is safe on it.
+/// Hook libraries that never change the config Kea runs in place: none of
+/// them has subnet, host, class or config-backend commands (host_cmds,
+/// subnet_cmds, class_cmds, cb_cmds do; host_cache keeps hosts of its own).
+/// With only these loaded and no config backend, Kea's config changes only
+/// when Kea reconfigures: config-reload, config-set, a restart.
+const LEAVE_CONFIG_ALONE: [&str; 14] = [
+    "libdhcp_lease_cmds.so",
+    "libdhcp_stat_cmds.so",
+    "libdhcp_ha.so",
+    "libdhcp_pgsql.so",
+    "libdhcp_mysql.so",
+    "libdhcp_bootp.so",
+    "libdhcp_limits.so",
+    "libdhcp_perfmon.so",
+    "libdhcp_flex_id.so",
+    "libdhcp_flex_option.so",
+    "libdhcp_ddns_tuning.so",
+    "libdhcp_run_script.so",
+    "libdhcp_legal_log.so",
+    "libdhcp_ping_check.so",
+];
+
+/// What of a config decides whether `-T` is safe on it, and whether Kea
+/// may change it without reconfiguring.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LoadFacts {
     /// The lease database is a memfile that persists to a lease file (the
@@ -90,6 +113,9 @@ pub struct LoadFacts {
     pub memfile_lease_file: bool,
     /// The file names of the hook libraries.
     pub hooks: Vec<String>,
+    /// A `config-control` map: a config backend may merge its changes into
+    /// the running config.
+    pub config_backend: bool,
 }
 
 impl LoadFacts {
@@ -130,7 +156,18 @@ impl LoadFacts {
         LoadFacts {
             memfile_lease_file,
             hooks,
+            config_backend: members.contains_key("config-control"),
         }
+    }
+
+    /// Whether Kea can change this config only by reconfiguring (no config
+    /// backend, no hook outside [`LEAVE_CONFIG_ALONE`]).
+    pub fn changes_only_by_reconfiguring(&self) -> bool {
+        !self.config_backend
+            && self
+                .hooks
+                .iter()
+                .all(|hook| LEAVE_CONFIG_ALONE.contains(&hook.as_str()))
     }
 }
 
@@ -506,10 +543,12 @@ mod tests {
         let safe = LoadFacts {
             memfile_lease_file: false,
             hooks: vec!["libdhcp_ha.so".into(), "libdhcp_lease_cmds.so".into()],
+            ..LoadFacts::default()
         };
         let lease_cmds = LoadFacts {
             memfile_lease_file: false,
             hooks: vec!["libdhcp_lease_cmds.so".into()],
+            ..LoadFacts::default()
         };
         let lease_file = LoadFacts {
             memfile_lease_file: true,
@@ -605,9 +644,20 @@ mod tests {
             pg,
             LoadFacts {
                 memfile_lease_file: false,
-                hooks: vec!["libdhcp_pgsql.so".into()]
+                hooks: vec!["libdhcp_pgsql.so".into()],
+                config_backend: false,
             }
         );
+        assert!(pg.changes_only_by_reconfiguring());
+        let subnet_cmds = facts(
+            r#"{"Dhcp4": {"hooks-libraries": [{"library": "/usr/lib/kea/hooks/libdhcp_subnet_cmds.so"}]}}"#,
+        );
+        assert!(
+            !subnet_cmds.changes_only_by_reconfiguring(),
+            "subnet4-add changes the running config"
+        );
+        let backend = facts(r#"{"Dhcp4": {"config-control": {"config-databases": []}}}"#);
+        assert!(backend.config_backend && !backend.changes_only_by_reconfiguring());
         assert!(
             !LoadFacts::of(r#"{"DhcpDdns": {}}"#, Service::D2).memfile_lease_file,
             "D2 has no lease database"

@@ -522,3 +522,89 @@ fn with_runtime_changes_kept_an_edit_is_refused_until_they_are_written() {
     assert_eq!(s.lifetime(), Some(4321), "the runtime change is still live");
     assert!(s.serving());
 }
+
+// ---------------------------------------------------------------------------------------
+// After its own reload the agent knows what Kea runs until Kea reconfigures
+
+/// The commands Kea logged receiving, in order.
+fn commands_received(kea_log: &str) -> Vec<String> {
+    kea_log
+        .lines()
+        .filter_map(|line| line.split_once("COMMAND_RECEIVED Received command '"))
+        .filter_map(|(_, rest)| rest.split_once('\'').map(|(name, _)| name.to_string()))
+        .collect()
+}
+
+/// What the agent asked Kea for the latest edit: the commands from the status-get that
+/// opened its check to its config-reload.
+fn asked_before_last_reload(kea_log: &str) -> Vec<String> {
+    let commands = commands_received(kea_log);
+    let reload = commands
+        .iter()
+        .rposition(|c| c == "config-reload")
+        .expect("a config-reload in Kea's log");
+    let opened = commands[..reload]
+        .iter()
+        .rposition(|c| c == "status-get")
+        .expect("a status-get before the config-reload");
+    commands[opened + 1..reload].to_vec()
+}
+
+fn second_reload_asks_only_the_commit_statistic(root: Option<&Path>) {
+    let s = Setup::start(root, &[]);
+    s.expect_good_edit(4100, 1);
+    s.expect_good_edit(4200, 2);
+    let asked = asked_before_last_reload(&s.kea.log());
+    assert_eq!(
+        asked,
+        ["statistic-get"],
+        "Kea has not reconfigured since the agent's reload: no config-get or config-hash-get \
+         (a serialization of the whole config) before the next one\n{}",
+        tail(&s.kea.log(), 30)
+    );
+}
+
+#[test]
+fn after_its_own_reload_the_agent_asks_no_config_before_the_next_kea_2_2() {
+    second_reload_asks_only_the_commit_statistic(None);
+}
+
+#[test]
+fn after_its_own_reload_the_agent_asks_no_config_before_the_next_kea_3_0() {
+    second_reload_asks_only_the_commit_statistic(Some(&kea_root()));
+}
+
+fn config_set_after_the_agents_reload_is_a_drift(root: Option<&Path>) {
+    let s = Setup::start(root, &[]);
+    s.expect_good_edit(4100, 1);
+    // At once: the central's config-set lands right behind the agent's reload.
+    config_set_lifetime(&s, 4321);
+    s.expect_good_edit(4200, 2);
+    let drift = s.nth_event("drift", 1);
+    let applied = s.nth_event("applied", 2);
+    assert_eq!(
+        drift["config"]["Dhcp4"]["valid-lifetime"],
+        json!(4321),
+        "the drift carries the runtime config: {drift}"
+    );
+    assert_eq!(
+        drift["sequence"].as_u64().map(|n| n + 1),
+        applied["sequence"].as_u64(),
+        "the drift comes right before the applied edit"
+    );
+    let asked = asked_before_last_reload(&s.kea.log());
+    assert!(
+        asked.iter().any(|c| c == "config-get"),
+        "the config-set stamped the commit statistic anew, so the agent fetched Kea's config: {asked:?}"
+    );
+}
+
+#[test]
+fn a_config_set_right_after_the_agents_reload_still_goes_upstream_kea_2_2() {
+    config_set_after_the_agents_reload_is_a_drift(None);
+}
+
+#[test]
+fn a_config_set_right_after_the_agents_reload_still_goes_upstream_kea_3_0() {
+    config_set_after_the_agents_reload_is_a_drift(Some(&kea_root()));
+}

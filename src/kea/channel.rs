@@ -199,6 +199,24 @@ impl ControlChannel {
         }
     }
 
+    /// The time stamp of the newest sample of statistic `name`, as Kea
+    /// wrote it (`"2026-12-08 00:04:15.558764"`); None when Kea has no such
+    /// statistic.
+    pub async fn statistic_stamp(&self, name: &str) -> Result<Option<String>, KeaError> {
+        let command = Command::Raw {
+            name: "statistic-get".to_string(),
+            arguments: serde_json::value::to_raw_value(&serde_json::json!({ "name": name })).ok(),
+        };
+        let reply = self.send_expecting_success(&command).await?;
+        // {"declined-addresses": [[0, "2026-12-08 00:04:15.558764"], ...]}, newest first.
+        let samples: std::collections::HashMap<String, Vec<(serde_json::Value, String)>> =
+            self.arguments_as(&command, &reply)?;
+        Ok(samples
+            .get(name)
+            .and_then(|samples| samples.first())
+            .map(|(_, stamp)| stamp.clone()))
+    }
+
     /// Asks Kea whether `document` (`{"Dhcp4": {...}}`) would load. The reply
     /// is returned whatever its result: a refusal is Kea's verdict, not an error.
     pub async fn config_test(&self, document: Box<RawValue>) -> Result<Reply, KeaError> {

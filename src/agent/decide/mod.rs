@@ -118,6 +118,25 @@ pub fn reload_took_effect(since_reload_after: Duration, reload_took: Duration) -
     since_reload_after <= reload_took + Duration::from_secs(1)
 }
 
+/// What the agent saw of Kea right after reconfiguring it: the process,
+/// the stamp that reconfiguration put on a statistic Kea sets at every
+/// commit, and the hash config-get gave after that stamp was read. Noted
+/// only for configs nothing changes in place (no subnet, host or class
+/// commands, no config backend).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitSeen {
+    pub pid: u32,
+    pub stamp: String,
+    pub hash: String,
+}
+
+/// Whether Kea still runs `seen.hash`: the same process, and the statistic
+/// still carries the stamp read before that config-get, so no
+/// reconfiguration came after it. Pure.
+pub fn unchanged_since(seen: &CommitSeen, pid: Option<u32>, stamp: Option<&str>) -> bool {
+    pid == Some(seen.pid) && stamp == Some(seen.stamp.as_str())
+}
+
 /// Whether the upstream lacks Kea's config with hash `live_hash`, so it must
 /// be sent (as a snapshot or drift). It has it when a receiver stored it
 /// last, when it is queued (the last config queued is this one and a config
@@ -225,6 +244,38 @@ pub fn backoff(attempt: u32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kea_runs_what_was_seen_only_while_the_stamp_and_process_stay() {
+        let seen = CommitSeen {
+            pid: 42,
+            stamp: "2026-12-08 00:04:15.558764".into(),
+            hash: "ABC".into(),
+        };
+        assert!(unchanged_since(
+            &seen,
+            Some(42),
+            Some("2026-12-08 00:04:15.558764")
+        ));
+        // Another reconfiguration (config-set, config-reload), a decline or a reset.
+        assert!(!unchanged_since(
+            &seen,
+            Some(42),
+            Some("2026-12-08 00:04:15.558765")
+        ));
+        // Kea restarted, or the statistic is gone (statistic-remove, no subnet).
+        assert!(!unchanged_since(
+            &seen,
+            Some(43),
+            Some("2026-12-08 00:04:15.558764")
+        ));
+        assert!(!unchanged_since(&seen, Some(42), None));
+        assert!(!unchanged_since(
+            &seen,
+            None,
+            Some("2026-12-08 00:04:15.558764")
+        ));
+    }
 
     #[test]
     fn a_finished_lone_change_is_checked_at_once_and_the_rest_settles() {

@@ -229,6 +229,9 @@ pub struct ServiceSync {
     burst: bool,
     /// Last unreachable text, to say it once rather than at every retry.
     last_unreachable: Option<String>,
+    /// What Kea ran right after the agent's last verified reload, and how to
+    /// tell it has not reconfigured since without a config-hash-get.
+    commit_seen: Option<decide::CommitSeen>,
 }
 
 /// `kea-dhcp4 -t` started on the files as they were when a change was
@@ -292,6 +295,7 @@ impl ServiceSync {
             speculation: None,
             burst: false,
             last_unreachable: None,
+            commit_seen: None,
         }
     }
 
@@ -573,7 +577,14 @@ impl ServiceSync {
                 "Kea (re)started and loaded this content itself, though it was rejected before";
             return Ok(self.in_sync(self.live().await?, text));
         }
-        // Kea 2.4+ answers the hash alone, cheaply: skip config-get when it is known.
+        // No reconfiguration since the agent's own reload: Kea runs what it ran then.
+        if !fresh_kea
+            && let Some(hash) = self.hash_since_commit(status.pid).await
+            && self.state.config_hash.as_deref() == Some(hash.as_str())
+        {
+            return Ok(Look::Quiet(Next::Idle));
+        }
+        // Kea 2.4+ answers the hash alone: skip config-get when it is known.
         if let ConfigHash::Hash(hash) = self.config_hash().await?
             && !fresh_kea
             && self.state.config_hash.as_deref() == Some(hash.as_str())
