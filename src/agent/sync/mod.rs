@@ -40,7 +40,7 @@ use crate::kea::ha::{Relationship, Reported};
 use crate::kea::{ConfigHash, ControlChannel, KeaError, KeaVersion, Service, Status};
 use crate::upstream::OutboxHandle;
 use crate::validate::{
-    Depth, Thoroughness, ValidateError, Validation, Validator, Verdict, choose_depth,
+    Depth, LoadFacts, Thoroughness, ValidateError, Validation, Validator, Verdict, choose_depth,
 };
 use files::{Read, mtime, newest_mtime, process_start, read_config, service_digest};
 use held::Held;
@@ -507,13 +507,20 @@ impl ServiceSync {
         let status = self.channel.status_get().await?;
         self.saw_status(&status);
         let fresh_kea = self.meet(status.pid).await?;
+        // Kea runs these files: they tell whether anything changes its config in place.
+        let unchanging = read
+            .facts(self.service)
+            .load
+            .changes_only_by_reconfiguring();
         if fresh_kea && self.kea_loaded(&status, &expanded.files) {
             let text = "Kea loaded this content itself when it started";
-            return Ok(self.in_sync(self.live().await?, text));
+            let live = self.live_noting_commit(status.pid, unchanging).await?;
+            return Ok(self.in_sync(live, text, read));
         }
         if self.equals_in_memory(read, expanded).await? {
             let text = "Kea's in-memory config already is this content";
-            return Ok(self.in_sync(self.live().await?, text));
+            let live = self.live_noting_commit(status.pid, unchanging).await?;
+            return Ok(self.in_sync(live, text, read));
         }
         let depth = self.depth(read);
         // A reload held for the HA pair was validated before the hold.
@@ -575,7 +582,12 @@ impl ServiceSync {
         {
             let text =
                 "Kea (re)started and loaded this content itself, though it was rejected before";
-            return Ok(self.in_sync(self.live().await?, text));
+            let unchanging = read
+                .facts(self.service)
+                .load
+                .changes_only_by_reconfiguring();
+            let live = self.live_noting_commit(status.pid, unchanging).await?;
+            return Ok(self.in_sync(live, text, read));
         }
         // No reconfiguration since the agent's own reload: Kea runs what it ran then.
         if !fresh_kea
@@ -591,7 +603,11 @@ impl ServiceSync {
         {
             return Ok(Look::Quiet(Next::Idle));
         }
-        let live = self.live().await?;
+        let live = self.live_noting_commit(status.pid, true).await?;
+        // Not the files' config: what Kea runs tells what may change it in place.
+        if !LoadFacts::of(live.config.get(), self.service).changes_only_by_reconfiguring() {
+            self.commit_seen = None;
+        }
         if !self.upstream_lacks(&live.hash) {
             return Ok(Look::Seen(live.hash));
         }
@@ -614,7 +630,8 @@ impl ServiceSync {
     /// Step 9: the one state transition, the events, their log lines and
     /// their way into the outbox, in that order of durability: the outbox
     /// first, then the state.
-    /// Also returns the last event's config once the outbox has queued it.
+    /// Also returns the last event's config once the outbox has queued it, or the
+    /// config Kea was found in sync with (kept as the way back when asked).
     fn record(
         &mut self,
         read: &Read,
@@ -682,6 +699,7 @@ impl ServiceSync {
             main.ha = ha;
         }
         events.push(main);
+        let mut unsent = None;
         if let Some(live) = live {
             match outcome {
                 Outcome::Applied | Outcome::Snapshot | Outcome::Drift => {
@@ -699,6 +717,8 @@ impl ServiceSync {
                     event.config = Some(live.config);
                     events.push(event);
                 }
+                // Goes nowhere upstream, but may be the next reload's way back.
+                Outcome::InSync => unsent = Some(live.config),
                 _ => {}
             }
         }
@@ -706,6 +726,7 @@ impl ServiceSync {
         for event in &mut events {
             queued = self.report(event);
         }
+        let queued = queued.or(unsent);
         self.save();
         let next = match outcome {
             Outcome::Unreachable => Next::Retry,
@@ -903,10 +924,19 @@ impl ServiceSync {
     }
 
     /// In sync with Kea, plus a snapshot when the upstream lacks Kea's config.
-    fn in_sync(&self, live: Live, text: &str) -> Look {
+    /// Kea runs the files of `read`: its config is also the next reload's
+    /// way back, kept unless it already is.
+    fn in_sync(&self, live: Live, text: &str, read: &Read) -> Look {
         let snapshot = self.upstream_lacks(&live.hash);
+        let kept = self.state.last_good_hash.as_deref() == Some(live.hash.as_str())
+            && self.store.last_good_path(self.service).is_file();
+        let last_good = (!kept).then(|| LastGood {
+            hash: live.hash.clone(),
+            interfaces: read.facts(self.service).interfaces.clone(),
+        });
         Look::Found(Found {
             snapshot,
+            last_good,
             ..Found::new(Outcome::InSync, text).with_live(live)
         })
     }

@@ -240,6 +240,29 @@ impl ServiceSync {
         decide::unchanged_since(seen, pid, stamp.as_deref()).then(|| seen.hash.clone())
     }
 
+    /// config-get of what Kea runs, noting the commit it came from when
+    /// `unchanging` (nothing changes that config in place): then the next
+    /// look needs no config-get or config-hash-get while Kea does not
+    /// reconfigure. The stamp is read first: a reconfiguration after that
+    /// read, even one the config-get sees, stamps the statistic anew.
+    pub(super) async fn live_noting_commit(
+        &mut self,
+        pid: Option<u32>,
+        unchanging: bool,
+    ) -> Result<Live, KeaError> {
+        let stamp = match unchanging {
+            true => self.commit_stamp().await,
+            false => None,
+        };
+        let live = self.live().await?;
+        self.commit_seen = stamp.zip(pid).map(|(stamp, pid)| decide::CommitSeen {
+            pid,
+            stamp,
+            hash: live.hash.clone(),
+        });
+        Ok(live)
+    }
+
     /// The stamp on Kea's commit statistic; None when Kea has none or does not say.
     async fn commit_stamp(&self) -> Option<String> {
         if self.service == crate::kea::Service::D2 {
@@ -302,18 +325,7 @@ impl ServiceSync {
         if let Serving::No(why) = serving {
             return Ok(Verified::NotServing(why));
         }
-        // Read before the config-get: a reconfiguration after this read, even one
-        // the config-get sees, stamps the statistic anew.
-        let stamp = match unchanging {
-            true => self.commit_stamp().await,
-            false => None,
-        };
-        let live = self.live().await?;
-        self.commit_seen = stamp.zip(after.pid).map(|(stamp, pid)| decide::CommitSeen {
-            pid,
-            stamp,
-            hash: live.hash.clone(),
-        });
+        let live = self.live_noting_commit(after.pid, unchanging).await?;
         // What Kea applied and serves is the next reload's way back, so that reload need not
         // fetch it first (Kea 2.4+ compares hashes): kept once it is queued upstream.
         let last_good = LastGood {
