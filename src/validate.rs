@@ -83,10 +83,11 @@ const SAFE_TO_LOAD: [&str; 15] = [
 
 /// Hook libraries that never change the config Kea runs in place: none of
 /// them has subnet, host, class or config-backend commands (host_cmds,
-/// subnet_cmds, class_cmds, cb_cmds do; host_cache keeps hosts of its own).
+/// subnet_cmds, class_cmds, cb_cmds do; host_cache keeps hosts of its own,
+/// perfmon-control retunes perfmon at runtime).
 /// With only these loaded and no config backend, Kea's config changes only
 /// when Kea reconfigures: config-reload, config-set, a restart.
-const LEAVE_CONFIG_ALONE: [&str; 14] = [
+const LEAVE_CONFIG_ALONE: [&str; 13] = [
     "libdhcp_lease_cmds.so",
     "libdhcp_stat_cmds.so",
     "libdhcp_ha.so",
@@ -94,7 +95,6 @@ const LEAVE_CONFIG_ALONE: [&str; 14] = [
     "libdhcp_mysql.so",
     "libdhcp_bootp.so",
     "libdhcp_limits.so",
-    "libdhcp_perfmon.so",
     "libdhcp_flex_id.so",
     "libdhcp_flex_option.so",
     "libdhcp_ddns_tuning.so",
