@@ -424,14 +424,40 @@ impl Rig {
                 context()
             );
         }
-        let sequences: Vec<u64> = stored.iter().map(|e| e.sequence).collect();
-        let expected: Vec<u64> = (1..=stored.len() as u64).collect();
-        assert_eq!(
-            sequences,
-            expected,
-            "sequences in arrival order: a gap is a lost event, a repeat a reused number\n{}",
-            context()
-        );
+        // The first arrival out of order, with its neighbours and what the agent logged of
+        // them, before the long context: a gap is a lost event, a repeat a reused number.
+        let due = stored
+            .iter()
+            .zip(1u64..)
+            .position(|(e, due)| e.sequence != due);
+        if let Some(at) = due {
+            let near = &stored[at.saturating_sub(3)..(at + 4).min(stored.len())];
+            let lines: Vec<String> = near
+                .iter()
+                .map(|e| {
+                    format!(
+                        "#{} {} {} ({} deliveries)",
+                        e.sequence, e.kind, e.id, e.deliveries
+                    )
+                })
+                .collect();
+            let log = self.agent.log();
+            let logged: Vec<&str> = log
+                .lines()
+                .filter(|line| near.iter().any(|e| line.contains(&e.id)))
+                .collect();
+            panic!(
+                "arrival {} carries sequence {} where {} was due (a gap is a lost event, a \
+                 repeat a reused number); arrivals around it:\n{}\n--- agent log lines naming \
+                 them ---\n{}\n{}",
+                at + 1,
+                stored[at].sequence,
+                at + 1,
+                lines.join("\n"),
+                logged.join("\n"),
+                context()
+            );
+        }
         // Nothing but valid files' content went live and upstream.
         let mut valid: BTreeSet<u64> = self.valid.iter().copied().collect();
         valid.insert(FIRST_LIFETIME);
