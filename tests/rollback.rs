@@ -570,7 +570,7 @@ fn reloads_ask_only_the_commit_statistic(root: Option<&Path>) {
 }
 
 #[test]
-fn after_its_own_reload_the_agent_asks_no_config_before_the_next_kea_2_2() {
+fn after_its_own_reload_the_agent_asks_no_config_before_the_next_kea_in_path() {
     reloads_ask_only_the_commit_statistic(None);
 }
 
@@ -605,7 +605,7 @@ fn config_set_after_the_agents_reload_is_a_drift(root: Option<&Path>) {
 }
 
 #[test]
-fn a_config_set_right_after_the_agents_reload_still_goes_upstream_kea_2_2() {
+fn a_config_set_right_after_the_agents_reload_still_goes_upstream_kea_in_path() {
     config_set_after_the_agents_reload_is_a_drift(None);
 }
 
