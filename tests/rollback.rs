@@ -491,11 +491,17 @@ fn runtime_changes_go_upstream_as_a_drift_before_the_edit_reloads_them_away() {
     let s = Setup::start(None, &[]);
     config_set_lifetime(&s, 4321);
     s.expect_good_edit(4100, 1);
+    assert_drift_right_before(&s, 4321, 1);
+}
+
+/// The first drift carries `lifetime`, the runtime config, and comes right before the
+/// `nth_applied` applied edit.
+fn assert_drift_right_before(s: &Setup, lifetime: u64, nth_applied: usize) {
     let drift = s.nth_event("drift", 1);
-    let applied = s.nth_event("applied", 1);
+    let applied = s.nth_event("applied", nth_applied);
     assert_eq!(
         drift["config"]["Dhcp4"]["valid-lifetime"],
-        json!(4321),
+        json!(lifetime),
         "the drift carries the runtime config: {drift}"
     );
     assert_eq!(
@@ -585,18 +591,7 @@ fn config_set_after_the_agents_reload_is_a_drift(root: Option<&Path>) {
     // At once: the central's config-set lands right behind the agent's reload.
     config_set_lifetime(&s, 4321);
     s.expect_good_edit(4200, 2);
-    let drift = s.nth_event("drift", 1);
-    let applied = s.nth_event("applied", 2);
-    assert_eq!(
-        drift["config"]["Dhcp4"]["valid-lifetime"],
-        json!(4321),
-        "the drift carries the runtime config: {drift}"
-    );
-    assert_eq!(
-        drift["sequence"].as_u64().map(|n| n + 1),
-        applied["sequence"].as_u64(),
-        "the drift comes right before the applied edit"
-    );
+    assert_drift_right_before(&s, 4321, 2);
     let asked = asked_before_last_reload(&s.kea.log());
     assert!(
         asked.iter().any(|c| c == "config-get"),

@@ -29,6 +29,12 @@ impl Read {
             None => ConfigFacts::default(),
         })
     }
+
+    /// Whether Kea running these files changes its config only by
+    /// reconfiguring (no hook or config backend changes it in place).
+    pub fn changes_only_by_reconfiguring(&self, service: Service) -> bool {
+        self.facts(service).load.changes_only_by_reconfiguring()
+    }
 }
 
 /// Reads and expands `config_file` and its includes once; the digest covers

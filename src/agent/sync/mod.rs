@@ -508,10 +508,7 @@ impl ServiceSync {
         self.saw_status(&status);
         let fresh_kea = self.meet(status.pid).await?;
         // Kea runs these files: they tell whether anything changes its config in place.
-        let unchanging = read
-            .facts(self.service)
-            .load
-            .changes_only_by_reconfiguring();
+        let unchanging = read.changes_only_by_reconfiguring(self.service);
         if fresh_kea && self.kea_loaded(&status, &expanded.files) {
             let text = "Kea loaded this content itself when it started";
             let live = self.live_noting_commit(status.pid, unchanging).await?;
@@ -582,10 +579,7 @@ impl ServiceSync {
         {
             let text =
                 "Kea (re)started and loaded this content itself, though it was rejected before";
-            let unchanging = read
-                .facts(self.service)
-                .load
-                .changes_only_by_reconfiguring();
+            let unchanging = read.changes_only_by_reconfiguring(self.service);
             let live = self.live_noting_commit(status.pid, unchanging).await?;
             return Ok(self.in_sync(live, text, read));
         }

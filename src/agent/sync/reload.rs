@@ -95,10 +95,7 @@ impl ServiceSync {
                 "Kea runs a config that is in no file and not upstream yet; sending it before the reload drops it");
         }
         let interfaces_after = read.facts(self.service).interfaces.clone();
-        let unchanging = read
-            .facts(self.service)
-            .load
-            .changes_only_by_reconfiguring();
+        let unchanging = read.changes_only_by_reconfiguring(self.service);
         // Whatever the reload does, what was seen of Kea before it no longer holds.
         self.commit_seen = None;
         let started = Instant::now();
